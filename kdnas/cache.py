@@ -1,0 +1,29 @@
+"""Examples with cached teacher logits, stored as parquet tables (one row per example)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kdnas.batching import Encoded, encode
+from kdnas.io import atomic_path
+
+
+def write_logit_table(path: str | Path, frame: pd.DataFrame, logits: np.ndarray) -> None:
+    table = frame[["text_a", "text_b", "label"]].copy()
+    for c in range(logits.shape[1]):
+        table[f"teacher_logit_{c}"] = logits[:, c]
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def read_logit_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    table = pd.read_parquet(path)
+    columns = sorted((c for c in table.columns if c.startswith("teacher_logit_")), key=lambda c: int(c.rsplit("_", 1)[1]))
+    return table[["text_a", "text_b", "label"]], table[columns].to_numpy(dtype=np.float32)
+
+
+def load_encoded(path: str | Path, tokenizer, max_length: int) -> Encoded:
+    frame, logits = read_logit_table(path)
+    return encode(tokenizer, frame, max_length, teacher_logits=logits)

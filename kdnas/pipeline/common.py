@@ -1,0 +1,38 @@
+"""Helpers the stage functions share: task data with early checks, seeding, loading the teacher."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from kdnas.data import check_local_split, load_split, resolve_glue_dir, stratified_subset
+from kdnas.models import load_model, load_tokenizer
+from kdnas.tasks import get_task
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_task_data(params: dict, splits=("train", "dev")) -> None:
+    """Fails fast (one line) on an unknown task or a missing local GLUE folder/file."""
+    task = get_task(params["task"])
+    local = resolve_glue_dir(params["data"]["glue_dir"])
+    if local is not None:
+        for split in splits:
+            check_local_split(task, local, split)
+
+
+def task_split(params: dict, split: str, size_key: str):
+    """The configured subset of a split (``data.train_size`` / ``data.dev_size``), deterministic under seed."""
+    task = get_task(params["task"])
+    frame = load_split(task.name, split, params["data"]["glue_dir"])
+    return stratified_subset(frame, params["data"][size_key], params["seed"], task.is_regression)
+
+
+def load_teacher(path, attn_implementation: str | None = None):
+    model = load_model(path, attn_implementation=attn_implementation)
+    return model, load_tokenizer(str(path))

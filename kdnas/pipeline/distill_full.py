@@ -1,0 +1,62 @@
+"""Stage 6: distil the winner on the full training subset."""
+from __future__ import annotations
+
+import pandas as pd
+
+from kdnas.arch import Arch
+from kdnas.cache import load_encoded
+from kdnas.errors import KdnasError
+from kdnas.io import atomic_path, read_json, write_json
+from kdnas.losses import build_loss
+from kdnas.models import count_parameters, save_model
+from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.search.reward import reward
+from kdnas.students import build_student
+from kdnas.tasks import get_task
+from kdnas.training import train_model
+
+
+def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dict:
+    """Re-scores the ranked candidates with measured latency (the search's batch size) and takes the best."""
+    batch_size = params["search"]["latency"]["batch_size"]
+    sizes = sorted(latency["batch_size"].unique())
+    batch_size = batch_size if batch_size in sizes else min(sizes, key=lambda s: abs(s - batch_size))
+    at = latency[latency["batch_size"] == batch_size].set_index("model")
+    rw = params["search"]["reward"]
+    target_ms = at.loc["teacher", "median_ms"] / rw["target_speedup"]
+    rescored = []
+    for row in ranking:
+        if row["arch"] not in at.index:
+            raise KdnasError(f"candidate {row['arch']} has no latency measurement; rerun the latency stage")
+        ms = float(at.loc[row["arch"], "median_ms"])
+        rescored.append({**row, "latency_ms": ms, "speedup": float(at.loc[row["arch"], "speedup"]),
+                         "latency_batch_size": int(batch_size),
+                         "final_reward": reward(max(row["score"], 0.0), ms, target_ms, rw["alpha"], rw["beta"])})
+    return max(rescored, key=lambda r: (r["final_reward"], r["arch"]))
+
+
+def distill_full_stage(args, params: dict) -> str:
+    task = get_task(params["task"])
+    cfg = params["distill_full"]
+    winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
+    arch = Arch.from_key(winner["arch"])
+    seed_everything(params["seed"])
+    build = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression)
+    attn = "eager" if build.needs_attentions else None  # sdpa attention returns no attention maps
+    teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn)
+    train = load_encoded(args.train_logits, tokenizer, params["data"]["max_length"])
+    student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"])
+    if attn:
+        student.config._attn_implementation = attn
+    loss = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression,
+                      student_config=student.config, teacher_config=teacher.config)
+    history = train_model(student, train, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+                          seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
+                          warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}")
+    student.config._attn_implementation = "sdpa"
+    with atomic_path(args.model) as tmp:
+        save_model(student, tokenizer, tmp)
+    write_json(args.summary, {"winner": winner, "arch": arch.to_dict(), "params": count_parameters(student),
+                              "loss": str(loss), "train_examples": len(train), "history": history})
+    return (f"wrote {args.model}: {arch.key}, {count_parameters(student) / 1e6:.1f}M params, "
+            f"{history['seconds']:.0f}s on {len(train)} rows")

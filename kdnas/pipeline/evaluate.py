@@ -1,0 +1,51 @@
+"""Stage 7: GLUE metrics of teacher and student, speed-ups, plots and the report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kdnas.batching import encode
+from kdnas.io import atomic_path, read_json, write_json, write_text
+from kdnas.metrics import glue_metrics, percent_of_teacher, predictions
+from kdnas.models import count_parameters
+from kdnas.pipeline.common import check_task_data, load_teacher, task_split
+from kdnas.report import markdown_report, pareto_plot
+from kdnas.tasks import get_task
+from kdnas.training import predict
+
+
+def evaluate_stage(args, params: dict) -> str:
+    task = get_task(params["task"])
+    check_task_data(params, splits=("dev",))
+    dev = task_split(params, "dev", "dev_size")
+    batch = params["evaluate"]["batch_size"]
+    scores, preds = {}, {}
+    for name, path in (("teacher", args.teacher), ("student", args.student)):
+        model, tokenizer = load_teacher(path)
+        logits = predict(model, encode(tokenizer, dev, params["data"]["max_length"]), batch_size=batch)
+        scores[name] = {**glue_metrics(task, dev["label"].to_numpy(), logits), "params": count_parameters(model)}
+        preds[name] = predictions(task, logits)
+    summary = read_json(args.summary)
+    latency = pd.read_csv(args.latency)
+    arch = summary["winner"]["arch"]
+    speedups = {f"bs{row.batch_size}": round(row.speedup, 3) for row in latency.itertuples() if row.model == arch}
+    main = task.main_metric
+    metrics = {"task": task.name, "main_metric": main, "arch": arch, "teacher": scores["teacher"],
+               "student": scores["student"],
+               "percent_of_teacher": percent_of_teacher(scores["student"][main], scores["teacher"][main]),
+               "param_ratio": scores["teacher"]["params"] / scores["student"]["params"], "speedup": speedups}
+    write_json(args.metrics, metrics)
+    with atomic_path(args.predictions) as tmp:
+        pd.DataFrame({"label": dev["label"], "teacher": preds["teacher"], "student": preds["student"]}).to_csv(tmp, index=False)
+    rows = [{"model": name, "metric": m, "value": v} for name in ("teacher", "student")
+            for m, v in scores[name].items() if m != "params"]
+    with atomic_path(args.comparison) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    trials = pd.read_csv(args.trials)
+    with atomic_path(args.report) as tmp:
+        tmp.mkdir()
+        pareto_plot(trials, arch, Path(tmp) / "pareto.png", main)
+        write_text(Path(tmp) / "README.md", markdown_report(metrics, latency, trials, params))
+    return (f"wrote {args.metrics} and {args.report}: student {arch} {main} {scores['student'][main]:.4f} vs teacher "
+            f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%), speed-up {speedups}")

@@ -1,0 +1,38 @@
+"""Stage 1: fine-tune the teacher."""
+from __future__ import annotations
+
+from kdnas.batching import encode
+from kdnas.cache import write_logit_table
+from kdnas.io import atomic_path, write_json
+from kdnas.losses import build_loss
+from kdnas.metrics import glue_metrics
+from kdnas.models import count_parameters, load_pretrained_for_task, resolve_backbone, save_model
+from kdnas.pipeline.common import check_task_data, seed_everything, task_split
+from kdnas.tasks import get_task
+from kdnas.training import predict, train_model
+
+
+def teacher_stage(args, params: dict) -> str:
+    task = get_task(params["task"])
+    cfg = params["teacher"]
+    check_task_data(params)
+    resolve_backbone(cfg["backbone"])  # bad path: one-line error before loading any data
+    seed_everything(params["seed"])
+    train, dev = task_split(params, "train", "train_size"), task_split(params, "dev", "dev_size")
+    model, tokenizer = load_pretrained_for_task(cfg["backbone"], task, cfg.get("trust_remote_code", False))
+    max_len = params["data"]["max_length"]
+    train_enc, dev_enc = encode(tokenizer, train, max_len), encode(tokenizer, dev, max_len)
+    loss = build_loss([{"name": "label", "weight": 1.0}], temperature=1.0, regression=task.is_regression)
+    history = train_model(model, train_enc, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+                          seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
+                          warmup_ratio=cfg.get("warmup_ratio", 0.0), desc="teacher")
+    metrics = glue_metrics(task, dev_enc.labels, predict(model, dev_enc, desc="teacher dev"))
+    train_logits = predict(model, train_enc, desc="teacher logits")
+    with atomic_path(args.model) as tmp:
+        save_model(model, tokenizer, tmp)
+    write_logit_table(args.train_logits, train, train_logits)
+    write_json(args.metrics, {"task": task.name, **metrics, "params": count_parameters(model),
+                              "train_examples": len(train), "dev_examples": len(dev),
+                              "train_seconds": round(history["seconds"], 1)})
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    return f"wrote {args.model} and {args.metrics}: dev {shown} on {len(dev)} rows after {len(train)} training rows"

@@ -1,0 +1,125 @@
+"""The search loop: ask the strategy, distil and time each candidate, tell the reward, log every trial.
+
+The trial log (JSONL, one trial per line) and the strategy state are rewritten after every trial, so a
+stopped search resumes without redoing completed trials. A log written under different search
+params is moved aside, never overwritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+from kdnas.arch import Arch
+from kdnas.candidates import distill_candidate
+from kdnas.io import read_json, write_json
+from kdnas.latency import measure_interleaved
+from kdnas.search.registry import build_strategy
+from kdnas.search.reward import reward
+from kdnas.search.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+def search_fingerprint(params: dict) -> str:
+    """Hash of everything that changes trial results; a different hash starts a new log."""
+    keys = {k: params[k] for k in ("seed", "task", "data", "teacher", "proxy", "space", "search")}
+    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _latency(model, lat: dict) -> float:
+    return measure_interleaved({"m": model}, batch_size=lat["batch_size"], seq_len=lat["seq_len"],
+                               threads=lat["threads"], warmup=lat["warmup"], repeats=lat["repeats"])["m"]["median_ms"]
+
+
+class TrialLog:
+    """Append-only JSONL trials plus a JSON state file beside it."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.path, self.state_path = Path(path), Path(path).with_suffix(".state.json")
+        self.fingerprint = fingerprint
+
+    def load(self) -> tuple[list[dict], dict | None]:
+        """Trials and state of a resumable run; moves a log of other params aside."""
+        if not self.state_path.exists() or not self.path.exists():
+            self._set_aside()
+            return [], None
+        state = read_json(self.state_path)
+        if state.get("fingerprint") != self.fingerprint:
+            self._set_aside()
+            return [], None
+        trials = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        trials = trials[: state["num_trials"]]  # a line written after the last state save is redone
+        return trials, state
+
+    def _set_aside(self) -> None:
+        for path in (self.path, self.state_path):
+            if path.exists():
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                path.rename(path.with_name(f"{path.stem}.{stamp}{path.suffix}.old"))
+
+    def append(self, trial: dict, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(trial) + "\n")
+            handle.flush()
+        write_json(self.state_path, {**state, "fingerprint": self.fingerprint})
+
+
+def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path: Path,
+               teacher_config=None) -> list[dict]:
+    """Runs (or resumes) the search; returns every trial in evaluation order."""
+    search = params["search"]
+    teacher_head = teacher.config.hidden_size // teacher.config.num_attention_heads
+    init = params["space"]["init"]
+    space = SearchSpace.from_params(params["space"], max_head_size=teacher_head if init == "inherit" else None)
+    strategy = build_strategy(search["strategy"], space, seed=params["seed"])
+    lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
+    trial_log = TrialLog(trials_path, search_fingerprint(params))
+    trials, state = trial_log.load()
+    if state:
+        strategy.load_state_dict(state["strategy"])
+        teacher_ms = state["teacher_latency_ms"]
+        log.info("resuming search: %d trials done", len(trials))
+    else:
+        teacher_ms = _latency(teacher, lat)
+    target_ms = teacher_ms / search["reward"]["target_speedup"]
+    started = time.perf_counter() - sum(t["seconds"] for t in trials)
+    seen = {t["arch"] for t in trials}
+    while len(trials) < min(search["candidates"], len(space)):
+        if search.get("max_seconds") and time.perf_counter() - started > search["max_seconds"]:
+            log.info("search stopped by max_seconds after %d trials", len(trials))
+            break
+        arch = next((a for a in strategy.ask(1) if a.key not in seen), None)
+        if arch is None:
+            break
+        begin = time.perf_counter()
+        student, result = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, search, init,
+                                            params["seed"])
+        latency_ms = _latency(student, lat)
+        value = reward(max(result["score"], 0.0), latency_ms, target_ms, search["reward"]["alpha"],
+                       search["reward"]["beta"])
+        strategy.tell(arch, value)
+        trial = {"trial": len(trials), "arch": arch.key, **arch.to_dict(), **result, "latency_ms": latency_ms,
+                 "speedup": teacher_ms / latency_ms, "reward": value, "seconds": time.perf_counter() - begin,
+                 "seed": params["seed"], "strategy": search["strategy"]}
+        trials.append(trial)
+        seen.add(arch.key)
+        trial_log.append(trial, {"num_trials": len(trials), "strategy": strategy.state_dict(),
+                                 "teacher_latency_ms": teacher_ms})
+        log.info("trial %d %s score=%.4f latency=%.1fms (%.2fx) reward=%.4f", trial["trial"], arch.key,
+                 result["score"], latency_ms, trial["speedup"], value)
+    return trials
+
+
+def top_k(trials: list[dict], k: int) -> list[dict]:
+    """The k best trials by reward (ties broken by architecture key for determinism)."""
+    if k > len(trials):
+        from kdnas.errors import KdnasError
+        raise KdnasError(f"search.top_k = {k} exceeds the {len(trials)} trials the search produced")
+    return sorted(trials, key=lambda t: (-t["reward"], t["arch"]))[:k]
+
+
+__all__ = ["run_search", "top_k", "TrialLog", "search_fingerprint", "Arch"]

@@ -1,0 +1,165 @@
+"""Student construction: an architecture spec becomes a plain BERT model, random or inherited from the teacher.
+
+Inheritance (``init: inherit``) follows DynaBERT's width/depth reduction, with weight-magnitude
+importance so it needs no data:
+
+* layers: student layer i takes teacher layer floor((i+1) * Lt / Ls) - 1 (uniform spacing that always
+  keeps the last layer; 3 of 6 -> 1, 3, 5);
+* attention heads: the heads whose slice of the attention output projection has the largest L1 norm
+  (how much each head writes into the residual stream);
+* head dimensions, when the student's head size is smaller: the dims with the largest
+  |W_q| * |W_k| row norms (their contribution to attention scores);
+* FFN neurons: largest L1 norm of the output projection's columns;
+* hidden dimensions, when the hidden size shrinks: largest summed |gamma| over the kept LayerNorms,
+  sliced consistently in embeddings, every matrix, pooler and classifier.
+
+The result is a standard ``BertForSequenceClassification`` that saves and loads with plain transformers.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from kdnas.arch import Arch
+from kdnas.errors import KdnasError
+
+
+def student_config(teacher_config, arch: Arch):
+    """The teacher's config with the student's dimensions."""
+    config = copy.deepcopy(teacher_config)
+    config.num_hidden_layers = arch.layers
+    config.hidden_size = arch.hidden
+    config.num_attention_heads = arch.heads
+    config.intermediate_size = arch.ffn
+    config.architectures = ["BertForSequenceClassification"]
+    return config
+
+
+def check_inheritable(arch: Arch, teacher_config) -> None:
+    """Raises a one-line error when the teacher cannot provide ``arch``'s weights."""
+    t_head = teacher_config.hidden_size // teacher_config.num_attention_heads
+    problems = []
+    if arch.layers > teacher_config.num_hidden_layers:
+        problems.append(f"layers {arch.layers} > teacher's {teacher_config.num_hidden_layers}")
+    if arch.hidden > teacher_config.hidden_size:
+        problems.append(f"hidden {arch.hidden} > teacher's {teacher_config.hidden_size}")
+    if arch.heads > teacher_config.num_attention_heads:
+        problems.append(f"heads {arch.heads} > teacher's {teacher_config.num_attention_heads}")
+    if arch.head_size > t_head:
+        problems.append(f"head size {arch.head_size} > teacher's {t_head}")
+    if arch.ffn > teacher_config.intermediate_size:
+        problems.append(f"ffn {arch.ffn} > teacher's {teacher_config.intermediate_size}")
+    if problems:
+        raise KdnasError(f"architecture {arch.key} cannot inherit from the teacher: {'; '.join(problems)}")
+
+
+def inherited_layers(num_teacher: int, num_student: int) -> list[int]:
+    """Uniformly spaced teacher layers that always include the last one."""
+    return [(i + 1) * num_teacher // num_student - 1 for i in range(num_student)]
+
+
+def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest scores, in their original order (keeps position structure)."""
+    return torch.sort(torch.topk(scores, k).indices).values
+
+
+def _select(teacher_state: dict, config, arch: Arch, layers: list[int]) -> dict:
+    """Index tensors for every sliced dimension of the teacher."""
+    t_heads, t_hidden = config.num_attention_heads, config.hidden_size
+    t_head = t_hidden // t_heads
+    gammas = [teacher_state["bert.embeddings.LayerNorm.weight"].abs()]
+    for t in layers:
+        prefix = f"bert.encoder.layer.{t}."
+        gammas.append(teacher_state[prefix + "attention.output.LayerNorm.weight"].abs())
+        gammas.append(teacher_state[prefix + "output.LayerNorm.weight"].abs())
+    selection = {"hidden": _top(torch.stack(gammas).sum(0), arch.hidden), "attn": [], "ffn": []}
+    for t in layers:
+        prefix = f"bert.encoder.layer.{t}."
+        out_proj = teacher_state[prefix + "attention.output.dense.weight"].abs()  # [H, heads*head]
+        head_scores = out_proj.sum(0).view(t_heads, t_head).sum(1)
+        heads = _top(head_scores, arch.heads)
+        q = teacher_state[prefix + "attention.self.query.weight"].abs().sum(1).view(t_heads, t_head)
+        k = teacher_state[prefix + "attention.self.key.weight"].abs().sum(1).view(t_heads, t_head)
+        dims = [h * t_head + _top((q[h] * k[h]), arch.head_size) for h in heads.tolist()]
+        selection["attn"].append(torch.cat(dims))
+        ffn_scores = teacher_state[prefix + "output.dense.weight"].abs().sum(0)
+        selection["ffn"].append(_top(ffn_scores, arch.ffn))
+    return selection
+
+
+def _inherit_state(teacher_state: dict, config, arch: Arch) -> dict:
+    layers = inherited_layers(config.num_hidden_layers, arch.layers)
+    sel = _select(teacher_state, config, arch, layers)
+    hid = sel["hidden"]
+    state = {}
+
+    def take(name, rows=None, cols=None):
+        tensor = teacher_state[name]
+        if rows is not None:
+            tensor = tensor.index_select(0, rows)
+        if cols is not None:
+            tensor = tensor.index_select(1, cols)
+        return tensor.clone()
+
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        state[f"bert.embeddings.{name}.weight"] = take(f"bert.embeddings.{name}.weight", cols=hid)
+    for part in ("weight", "bias"):
+        state[f"bert.embeddings.LayerNorm.{part}"] = take(f"bert.embeddings.LayerNorm.{part}", rows=hid)
+    for s, t in enumerate(layers):
+        src, dst = f"bert.encoder.layer.{t}.", f"bert.encoder.layer.{s}."
+        attn, ffn = sel["attn"][s], sel["ffn"][s]
+        for proj in ("query", "key", "value"):
+            state[dst + f"attention.self.{proj}.weight"] = take(src + f"attention.self.{proj}.weight", attn, hid)
+            state[dst + f"attention.self.{proj}.bias"] = take(src + f"attention.self.{proj}.bias", attn)
+        state[dst + "attention.output.dense.weight"] = take(src + "attention.output.dense.weight", hid, attn)
+        state[dst + "attention.output.dense.bias"] = take(src + "attention.output.dense.bias", hid)
+        state[dst + "intermediate.dense.weight"] = take(src + "intermediate.dense.weight", ffn, hid)
+        state[dst + "intermediate.dense.bias"] = take(src + "intermediate.dense.bias", ffn)
+        state[dst + "output.dense.weight"] = take(src + "output.dense.weight", hid, ffn)
+        state[dst + "output.dense.bias"] = take(src + "output.dense.bias", hid)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            for part in ("weight", "bias"):
+                state[dst + f"{norm}.{part}"] = take(src + f"{norm}.{part}", rows=hid)
+    if "bert.pooler.dense.weight" in teacher_state:
+        state["bert.pooler.dense.weight"] = take("bert.pooler.dense.weight", hid, hid)
+        state["bert.pooler.dense.bias"] = take("bert.pooler.dense.bias", hid)
+    state["classifier.weight"] = take("classifier.weight", cols=hid)
+    state["classifier.bias"] = take("classifier.bias")
+    return state
+
+
+def build_student(teacher, arch: Arch, init: str = "inherit", seed: int = 0):
+    """Builds a student for ``arch`` in the teacher's family.
+
+    Args:
+        teacher: a fine-tuned ``BertForSequenceClassification``.
+        arch: the student's dimensions.
+        init: ``inherit`` (slice the teacher, see module docstring) or ``random``.
+        seed: seeds the random initialisation (random init, and any weight inheritance leaves untouched).
+
+    Returns:
+        A ``BertForSequenceClassification`` in train mode.
+    """
+    from transformers import BertForSequenceClassification
+
+    if arch.hidden % arch.heads:
+        raise KdnasError(f"architecture {arch.key}: hidden {arch.hidden} is not divisible by heads {arch.heads}")
+    config = student_config(teacher.config, arch)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        student = BertForSequenceClassification(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    if init == "inherit":
+        check_inheritable(arch, teacher.config)
+        state = _inherit_state(teacher.state_dict(), teacher.config, arch)
+        missing, unexpected = student.load_state_dict(state, strict=False)
+        leftover = [m for m in missing if "position_ids" not in m]
+        if leftover or unexpected:
+            raise KdnasError(f"inheritance left weights unset: {leftover[:3]} unexpected: {unexpected[:3]}")
+    elif init != "random":
+        raise KdnasError(f"space.init = {init!r} is invalid: use 'inherit' or 'random'")
+    student.train()
+    return student

@@ -1,0 +1,96 @@
+"""The GLUE task table: one row per task with its folder, columns, labels and metrics.
+
+Column positions follow GLUE's own TSV files (``glue_data/<TASK>/{train,dev}.tsv``);
+the hub names follow ``datasets.load_dataset("nyu-mll/glue", name)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdnas.errors import KdnasError
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    """How one GLUE task is stored and scored.
+
+    Attributes:
+        name: short name used in params (``sst2``).
+        folder: GLUE folder name (``SST-2``).
+        has_header: whether the TSV files start with a header line (CoLA does not).
+        text_columns: column indices of the one or two input texts.
+        label_column: column index of the label (negative counts from the end).
+        num_columns: expected number of columns per row (None: only the used columns must exist).
+        labels: label strings in class-index order; empty for regression.
+        metrics: metric names, the first is the task's main metric.
+        hub_text_fields: field names in the hub dataset.
+        splits: split name -> file stem (MNLI has matched/mismatched dev sets).
+    """
+
+    name: str
+    folder: str
+    has_header: bool
+    text_columns: tuple[int, ...]
+    label_column: int
+    num_columns: int | None
+    labels: tuple[str, ...]
+    metrics: tuple[str, ...]
+    hub_text_fields: tuple[str, ...]
+    splits: tuple[tuple[str, str], ...] = (("train", "train"), ("dev", "dev"))
+
+    @property
+    def is_regression(self) -> bool:
+        return not self.labels
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.is_regression else len(self.labels)
+
+    @property
+    def main_metric(self) -> str:
+        return self.metrics[0]
+
+    def split_file(self, split: str) -> str:
+        files = dict(self.splits)
+        if split not in files:
+            raise KdnasError(f"task {self.name!r} has no split {split!r}; known: {sorted(files)}")
+        return files[split]
+
+    def hub_split(self, split: str) -> str:
+        stem = self.split_file(split)
+        return {"train": "train", "dev": "validation", "dev_matched": "validation_matched",
+                "dev_mismatched": "validation_mismatched"}[stem]
+
+
+_BINARY = ("0", "1")
+_ENTAIL2 = ("entailment", "not_entailment")
+
+TASKS: dict[str, GlueTask] = {
+    t.name: t
+    for t in [
+        # CoLA: source, label, original-label mark, sentence; no header.
+        GlueTask("cola", "CoLA", False, (3,), 1, 4, _BINARY, ("mcc", "accuracy"), ("sentence",)),
+        GlueTask("sst2", "SST-2", True, (0,), 1, 2, _BINARY, ("accuracy",), ("sentence",)),
+        # MRPC: Quality, #1 ID, #2 ID, #1 String, #2 String (header starts with a BOM).
+        GlueTask("mrpc", "MRPC", True, (3, 4), 0, 5, _BINARY, ("f1", "accuracy"), ("sentence1", "sentence2")),
+        # QQP: id, qid1, qid2, question1, question2, is_duplicate.
+        GlueTask("qqp", "QQP", True, (3, 4), 5, 6, _BINARY, ("f1", "accuracy"), ("question1", "question2")),
+        # STS-B: 10 columns, sentence1/2 at 7/8, score last.
+        GlueTask("stsb", "STS-B", True, (7, 8), 9, 10, (), ("pearson", "spearman"), ("sentence1", "sentence2")),
+        # MNLI: 12 columns (train) / 16 (dev), sentence1/2 at 8/9, gold label last.
+        GlueTask("mnli", "MNLI", True, (8, 9), -1, None, ("contradiction", "entailment", "neutral"),
+                 ("accuracy",), ("premise", "hypothesis"),
+                 splits=(("train", "train"), ("dev", "dev_matched"), ("dev_mismatched", "dev_mismatched"))),
+        GlueTask("qnli", "QNLI", True, (1, 2), 3, 4, _ENTAIL2, ("accuracy",), ("question", "sentence")),
+        GlueTask("rte", "RTE", True, (1, 2), 3, 4, _ENTAIL2, ("accuracy",), ("sentence1", "sentence2")),
+        GlueTask("wnli", "WNLI", True, (1, 2), 3, 4, _BINARY, ("accuracy",), ("sentence1", "sentence2")),
+    ]
+}
+
+
+def get_task(name: str) -> GlueTask:
+    """Returns the task called ``name``; raises a one-line error listing the known tasks."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KdnasError(f"unknown GLUE task {name!r}; known tasks: {', '.join(TASKS)}") from None

@@ -1,0 +1,101 @@
+"""One training loop for fine-tuning and distillation, and batched inference."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from kdnas.batching import Encoded, collate, length_grouped_batches
+from kdnas.losses.registry import WeightedLoss
+
+log = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def predict(model, data: Encoded, batch_size: int = 128, desc: str | None = None) -> np.ndarray:
+    """Logits for every example, in the data's order (batched by length for speed)."""
+    model.eval()
+    batches = length_grouped_batches(data.lengths, batch_size, seed=None)
+    outputs = [None] * len(batches)
+    for b, index in enumerate(tqdm(batches, desc=desc, disable=desc is None, leave=False)):
+        outputs[b] = model(**collate(data, index)).logits.float().numpy()
+    logits = np.empty((len(data), outputs[0].shape[1]), dtype=np.float32)
+    for index, out in zip(batches, outputs):
+        logits[index] = out
+    return logits
+
+
+def _teacher_outputs(teacher, batch, data: Encoded, index, loss: WeightedLoss) -> dict:
+    if not loss.needs_states:
+        # fine-tuning has no teacher; a distillation term reading absent logits fails loudly (KeyError)
+        return {} if data.teacher_logits is None else {"logits": torch.from_numpy(data.teacher_logits[index])}
+    with torch.inference_mode():
+        out = teacher(**batch, output_hidden_states=True, output_attentions=loss.needs_attentions)
+    return {"logits": out.logits.clone(), "hidden_states": [h.clone() for h in out.hidden_states],
+            "attentions": [a.clone() for a in out.attentions] if out.attentions else None}
+
+
+def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: float, batch_size: int, seed: int,
+                weight_decay: float = 0.01, warmup_ratio: float = 0.0, teacher=None, desc: str = "train",
+                show_progress: bool = True) -> dict:
+    """Trains ``model`` (and the loss's own parameters, e.g. projections) in place.
+
+    Teacher signals come from ``data.teacher_logits`` unless the loss needs hidden states or attentions,
+    in which case ``teacher`` runs in the loop (eval mode, no gradients).
+
+    Returns:
+        A history dict: steps, seconds, examples per second, mean loss per epoch and per term.
+    """
+    torch.manual_seed(seed)
+    if loss.needs_states and teacher is None:
+        raise ValueError(f"loss {loss} needs the teacher in the loop")
+    if teacher is not None:
+        teacher.eval()
+    model.train()
+    loss.train()
+    decay, no_decay = [], []
+    for name, param in list(model.named_parameters()) + list(loss.named_parameters()):
+        (no_decay if param.ndim < 2 else decay).append(param)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    total = steps_per_epoch * epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    lengths = data.lengths
+    labels = torch.from_numpy(np.asarray(data.labels))
+    history = {"epochs": [], "steps": 0}
+    start = time.perf_counter()
+    with tqdm(total=total, desc=desc, disable=not show_progress, leave=False, mininterval=2.0) as bar:
+        for epoch in range(epochs):
+            sums, count = {}, 0
+            for index in length_grouped_batches(lengths, batch_size, seed=seed * 1000 + epoch):
+                batch = collate(data, index)
+                teacher_out = _teacher_outputs(teacher, batch, data, index, loss)
+                out = model(**batch, output_hidden_states=loss.needs_states,
+                            output_attentions=loss.needs_attentions)
+                student_out = {"logits": out.logits, "hidden_states": out.hidden_states,
+                               "attentions": out.attentions}
+                value, parts = loss(student_out, teacher_out, labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                for name, part in {"loss": float(value.detach()), **parts}.items():
+                    sums[name] = sums.get(name, 0.0) + part
+                count += 1
+                bar.update(1)
+                if count % 50 == 0:
+                    bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
+            history["epochs"].append({name: total_ / count for name, total_ in sums.items()})
+            history["steps"] += count
+    model.eval()
+    seconds = time.perf_counter() - start
+    history["seconds"] = seconds
+    history["examples_per_second"] = len(data) * epochs / seconds if seconds else float("nan")
+    return history

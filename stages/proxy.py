@@ -1,0 +1,12 @@
+"""Stage 2, proxy: a label-stratified proxy-train and a disjoint proxy-dev set, with cached teacher logits."""
+import sys
+
+from kdnas.cli import run_stage, stage_parser
+from kdnas.pipeline import proxy_stage
+
+parser = stage_parser("proxy", __doc__)
+parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
+parser.add_argument("--out", required=True, help="output: folder with train.parquet and dev.parquet")
+
+if __name__ == "__main__":
+    sys.exit(run_stage("proxy", proxy_stage, parser))

@@ -1,0 +1,16 @@
+"""Stage 3, search: propose student architectures, distil each briefly on the proxy set, reward accuracy
+and latency; log every trial and write the top-k."""
+import sys
+
+from kdnas.cli import run_stage, stage_parser
+from kdnas.pipeline import search_stage
+
+parser = stage_parser("search", __doc__)
+parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
+parser.add_argument("--proxy", required=True, help="input: proxy folder from the proxy stage")
+parser.add_argument("--trials", required=True, help="output: trial log (JSONL, resumable)")
+parser.add_argument("--trials-csv", required=True, help="output: trial table for plots (CSV)")
+parser.add_argument("--topk", required=True, help="output: top-k trials (JSON)")
+
+if __name__ == "__main__":
+    sys.exit(run_stage("search", search_stage, parser))
