@@ -33,11 +33,14 @@ def predict(model, data: Encoded, batch_size: int = 128, desc: str | None = None
 def _teacher_outputs(teacher, batch, data: Encoded, index, loss: WeightedLoss) -> dict:
     if not loss.needs_states:
         # fine-tuning has no teacher; a distillation term reading absent logits fails loudly (KeyError)
-        return {} if data.teacher_logits is None else {"logits": torch.from_numpy(data.teacher_logits[index])}
+        if data.teacher_logits is None:
+            return {"attention_mask": batch["attention_mask"]}
+        return {"logits": torch.from_numpy(data.teacher_logits[index]), "attention_mask": batch["attention_mask"]}
     with torch.inference_mode():
         out = teacher(**batch, output_hidden_states=True, output_attentions=loss.needs_attentions)
     return {"logits": out.logits.clone(), "hidden_states": [h.clone() for h in out.hidden_states],
-            "attentions": [a.clone() for a in out.attentions] if out.attentions else None}
+            "attentions": [a.clone() for a in out.attentions] if out.attentions else None,
+            "attention_mask": batch["attention_mask"]}
 
 
 def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: float, batch_size: int, seed: int,
@@ -67,7 +70,7 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
     total = steps_per_epoch * epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
     lengths = data.lengths
-    labels = torch.from_numpy(np.asarray(data.labels))
+    labels = torch.as_tensor(np.array(data.labels))
     history = {"epochs": [], "steps": 0}
     start = time.perf_counter()
     with tqdm(total=total, desc=desc, disable=not show_progress, leave=False, mininterval=2.0) as bar:
@@ -79,7 +82,7 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
                 out = model(**batch, output_hidden_states=loss.needs_states,
                             output_attentions=loss.needs_attentions)
                 student_out = {"logits": out.logits, "hidden_states": out.hidden_states,
-                               "attentions": out.attentions}
+                               "attentions": out.attentions, "attention_mask": batch["attention_mask"]}
                 value, parts = loss(student_out, teacher_out, labels[index])
                 optimizer.zero_grad(set_to_none=True)
                 value.backward()
