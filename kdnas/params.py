@@ -64,14 +64,19 @@ def _check_cross_fields(params: dict[str, Any]) -> None:
         get_task(params["task"])
     except KdnasError as error:
         raise ParamsError(f"params: task = {params['task']!r} is invalid: {error}") from None
-    SearchSpace.from_params(params["space"])  # raises when no architecture is valid
-    check_strategy(params["search"]["strategy"])
     search = params["search"]
     if search["top_k"] > search["candidates"]:
         raise ParamsError(f"params: search.top_k = {search['top_k']} exceeds search.candidates = "
                           f"{search['candidates']} (top-k must come from evaluated trials)")
-    for block in ("search", "distill_topk", "distill_full"):
-        check_loss_specs(params[block]["losses"], where=f"{block}.losses")
+    try:
+        SearchSpace.from_params(params["space"])  # raises when no architecture is valid
+        check_strategy(search["strategy"])
+        for block in ("search", "distill_topk", "distill_full"):
+            check_loss_specs(params[block]["losses"], where=f"{block}.losses")
+    except ParamsError:
+        raise
+    except KdnasError as error:
+        raise ParamsError(str(error)) from None
 
 
 def load_params(path: str | Path) -> dict[str, Any]:

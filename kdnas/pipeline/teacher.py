@@ -32,7 +32,7 @@ def teacher_stage(args, params: dict) -> str:
         save_model(model, tokenizer, tmp)
     write_logit_table(args.train_logits, train, train_logits)
     write_json(args.metrics, {"task": task.name, **metrics, "params": count_parameters(model),
-                              "train_examples": len(train), "dev_examples": len(dev),
-                              "train_seconds": round(history["seconds"], 1)})
+                              "train_examples": len(train), "dev_examples": len(dev)})
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-    return f"wrote {args.model} and {args.metrics}: dev {shown} on {len(dev)} rows after {len(train)} training rows"
+    return (f"wrote {args.model} and {args.metrics}: dev {shown} on {len(dev)} rows after {len(train)} training rows "
+            f"in {history['seconds']:.0f}s")

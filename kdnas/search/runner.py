@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kdnas.arch import Arch
 from kdnas.candidates import distill_candidate
+from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
 from kdnas.latency import measure_interleaved
 from kdnas.search.registry import build_strategy
@@ -75,6 +76,10 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
     teacher_head = teacher.config.hidden_size // teacher.config.num_attention_heads
     init = params["space"]["init"]
     space = SearchSpace.from_params(params["space"], max_head_size=teacher_head if init == "inherit" else None)
+    budget = min(search["candidates"], len(space))
+    if search["top_k"] > budget:
+        raise KdnasError(f"search.top_k = {search['top_k']} exceeds the {budget} trials this search can run "
+                         f"(search.candidates = {search['candidates']}, {len(space)} valid architectures)")
     strategy = build_strategy(search["strategy"], space, seed=params["seed"])
     lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
     trial_log = TrialLog(trials_path, search_fingerprint(params))
@@ -88,7 +93,7 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
     target_ms = teacher_ms / search["reward"]["target_speedup"]
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}
-    while len(trials) < min(search["candidates"], len(space)):
+    while len(trials) < budget:
         if search.get("max_seconds") and time.perf_counter() - started > search["max_seconds"]:
             log.info("search stopped by max_seconds after %d trials", len(trials))
             break
@@ -117,7 +122,6 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
 def top_k(trials: list[dict], k: int) -> list[dict]:
     """The k best trials by reward (ties broken by architecture key for determinism)."""
     if k > len(trials):
-        from kdnas.errors import KdnasError
         raise KdnasError(f"search.top_k = {k} exceeds the {len(trials)} trials the search produced")
     return sorted(trials, key=lambda t: (-t["reward"], t["arch"]))[:k]
 

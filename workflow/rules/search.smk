@@ -1,0 +1,66 @@
+# Stage 3: search student architectures on the proxy set; log every trial and keep the top-k.
+rule search:
+    input:
+        script="stages/search.py",
+        teacher=rules.teacher.output.model,
+        proxy=rules.proxy.output.out,
+    output:
+        trials="results/search/trials.jsonl",
+        state="results/search/trials.state.json",
+        trials_csv="results/search/trials.csv",
+        topk="results/search/topk.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data.max_length", "space", "search", "latency.seq_len", "latency.threads"),
+    log:
+        f"{LOGS}/search.log",
+    message:
+        "Searching architectures with {config[search][strategy]}"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
+        " --trials {output.trials} --trials-csv {output.trials_csv} --topk {output.topk} 2> {log}"
+
+
+# Stage 4: distil the top-k longer on the proxy set and rank them by reward.
+rule distill_topk:
+    input:
+        script="stages/distill_topk.py",
+        teacher=rules.teacher.output.model,
+        proxy=rules.proxy.output.out,
+        topk=rules.search.output.topk,
+    output:
+        ranking="results/distill_topk/ranking.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data.max_length", "space.init", "search.reward", "distill_topk"),
+    log:
+        f"{LOGS}/distill_topk.log",
+    message:
+        "Distilling the top-{config[search][top_k]} candidates on the proxy set"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
+        " --topk {input.topk} --ranking {output.ranking} 2> {log}"
+
+
+# Stage 5: careful latency of teacher and ranked candidates (a whole machine, so timings are not shared).
+rule latency:
+    input:
+        script="stages/latency.py",
+        teacher=rules.teacher.output.model,
+        ranking=rules.distill_topk.output.ranking,
+    output:
+        table="results/latency/latency.csv",
+        metrics="metrics/latency.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("space.init", "latency"),
+    log:
+        f"{LOGS}/latency.log",
+    message:
+        "Measuring latency"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher} --ranking {input.ranking}"
+        " --table {output.table} --metrics {output.metrics} 2> {log}"

@@ -1,0 +1,53 @@
+# Stage 6: distil the winner on the full training subset and export a plain HF model.
+rule distill_full:
+    input:
+        script="stages/distill_full.py",
+        teacher=rules.teacher.output.model,
+        train_logits=rules.teacher.output.train_logits,
+        ranking=rules.distill_topk.output.ranking,
+        latency=rules.latency.output.table,
+    output:
+        model=directory("results/student/model"),
+        summary="results/student/summary.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
+                   "distill_full"),
+    log:
+        f"{LOGS}/distill_full.log",
+    message:
+        "Distilling the chosen student on the full training subset"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher}"
+        " --train-logits {input.train_logits} --ranking {input.ranking} --latency {input.latency}"
+        " --model {output.model} --summary {output.summary} 2> {log}"
+
+
+# Stage 7: GLUE metrics, speed-ups, plots and the report.
+rule evaluate:
+    input:
+        script="stages/evaluate.py",
+        teacher=rules.teacher.output.model,
+        student=rules.distill_full.output.model,
+        summary=rules.distill_full.output.summary,
+        latency=rules.latency.output.table,
+        trials=rules.search.output.trials_csv,
+    output:
+        metrics="metrics/evaluate.json",
+        predictions="results/evaluate/predictions.csv",
+        comparison="plots/comparison.csv",
+        report=directory("report"),
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data", "evaluate"),
+    log:
+        f"{LOGS}/evaluate.log",
+    message:
+        "Evaluating teacher and student"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher} --student {input.student}"
+        " --summary {input.summary} --latency {input.latency} --trials {input.trials}"
+        " --metrics {output.metrics} --predictions {output.predictions} --comparison {output.comparison}"
+        " --report {output.report} 2> {log}"

@@ -1,0 +1,38 @@
+# Stage 1: fine-tune the teacher; save it, its dev metrics and its logits on the training subset.
+rule teacher:
+    input:
+        script="stages/teacher.py",
+    output:
+        model=directory("results/teacher/model"),
+        train_logits="results/teacher/train_logits.parquet",
+        metrics="metrics/teacher.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data", "teacher"),
+    log:
+        f"{LOGS}/teacher.log",
+    message:
+        "Fine-tuning the teacher on {config[task]}"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --model {output.model}"
+        " --train-logits {output.train_logits} --metrics {output.metrics} 2> {log}"
+
+
+# Stage 2: proxy-train and proxy-dev sets with cached teacher logits.
+rule proxy:
+    input:
+        script="stages/proxy.py",
+        teacher=rules.teacher.output.model,
+    output:
+        out=directory("results/proxy"),
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data.glue_dir", "data.max_length", "proxy"),
+    log:
+        f"{LOGS}/proxy.log",
+    message:
+        "Building the proxy sets"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"
