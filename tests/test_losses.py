@@ -133,6 +133,16 @@ def test_attention_loss_rejects_different_head_counts():
         _build("attention")(_outputs(1, heads=2), _outputs(2, heads=4), None)
 
 
+@pytest.mark.parametrize("name, kwargs", [("attention", {}), ("emd", {"attention": True})])
+@pytest.mark.parametrize("missing", [None, ()])  # sdpa attention returns () instead of maps
+def test_missing_attention_maps_are_a_one_line_error(name, kwargs, missing):
+    student, teacher = _outputs(1), _outputs(2)
+    student["attentions"] = missing
+    with pytest.raises(KdnasError, match="eager") as error:
+        _build(name, **kwargs)(student, teacher, None)
+    assert "\n" not in str(error.value)
+
+
 def test_relation_heads_must_divide_widths():
     with pytest.raises(KdnasError, match="relation_heads 5"):
         _build("attention_relation", _config(32, 2, 2), _config(64, 4, 4), relation_heads=5)
@@ -304,7 +314,7 @@ def test_end_to_end_tiny_berts_loss_decreases_and_student_stays_plain():
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
-        values.append(float(value))
+        values.append(float(value.detach()))
     assert values[-1] < values[0]
     # projections and EMD weights live in the loss, never in the student
     assert set(student.state_dict()) == plain_keys

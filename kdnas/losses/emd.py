@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from kdnas.errors import KdnasError
-from kdnas.losses.intermediate import check_equal_heads, make_projection, masked_mse, pair_mask, project
+from kdnas.losses.intermediate import attention_maps, check_equal_heads, make_projection, masked_mse, pair_mask, project
 from kdnas.losses.registry import LOSSES
 
 
@@ -175,7 +175,7 @@ class EMDLoss(nn.Module):
         teacher = torch.stack([h.detach() for h in t_states[1:]])
         costs = [pairwise_masked_mse(student, teacher, mask.float().unsqueeze(-1))]
         if self.attention:
-            s_atts, t_atts = student_out["attentions"], teacher_out["attentions"]
+            s_atts, t_atts = attention_maps(student_out, "emd"), attention_maps(teacher_out, "emd")
             check_equal_heads(s_atts[0].shape[1], t_atts[0].shape[1], "emd", "set attention: false for the emd loss")
             costs.append(pairwise_masked_mse(torch.stack(list(s_atts)), torch.stack([a.detach() for a in t_atts]),
                                              pair_mask(mask, torch.float32)))

@@ -164,6 +164,15 @@ class HiddenStateLoss(nn.Module):
         return torch.stack(terms).mean()
 
 
+def attention_maps(out: dict, loss_name: str) -> tuple:
+    """The per-layer attention maps of a model output, or a one-line error when the model returned none."""
+    maps = out.get("attentions")
+    if not maps:  # None, or () from sdpa attention, which cannot return attention maps
+        raise KdnasError(f"{loss_name} loss needs attention maps, but the model returned none; "
+                         "run student and teacher with attn_implementation='eager'")
+    return tuple(maps)
+
+
 def check_equal_heads(student_heads: int, teacher_heads: int, loss_name: str, hint: str) -> None:
     if student_heads != teacher_heads:
         raise KdnasError(f"{loss_name} loss needs equal attention head counts (student {student_heads}, "
@@ -196,7 +205,7 @@ class AttentionLoss(nn.Module):
                               "attention", self._hint)
 
     def forward(self, student_out, teacher_out, labels):
-        s_atts, t_atts = student_out["attentions"], teacher_out["attentions"]
+        s_atts, t_atts = attention_maps(student_out, "attention"), attention_maps(teacher_out, "attention")
         mask = student_out["attention_mask"]
         check_equal_heads(s_atts[0].shape[1], t_atts[0].shape[1], "attention", self._hint)
         targets = layer_mapping(len(s_atts), len(t_atts), "uniform")
