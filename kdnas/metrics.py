@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from kdnas.tasks import GlueTask
 
-_METRICS = {
-    "accuracy": lambda y, p: accuracy_score(y, p),
-    "f1": lambda y, p: f1_score(y, p),
-    "mcc": lambda y, p: matthews_corrcoef(y, p),
-    "pearson": lambda y, p: pearsonr(y, p)[0],
-    "spearman": lambda y, p: spearmanr(y, p)[0],
-}
+
+def _metric(name: str):
+    # imported on use: scipy.stats and sklearn.metrics add seconds to every stage's start-up
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    return {
+        "accuracy": accuracy_score,
+        "f1": f1_score,
+        "mcc": matthews_corrcoef,
+        "pearson": lambda y, p: pearsonr(y, p)[0],
+        "spearman": lambda y, p: spearmanr(y, p)[0],
+    }[name]
 
 
 def predictions(task: GlueTask, logits: np.ndarray) -> np.ndarray:
@@ -24,7 +28,7 @@ def predictions(task: GlueTask, logits: np.ndarray) -> np.ndarray:
 def glue_metrics(task: GlueTask, labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """The task's metrics, e.g. {"accuracy": 0.91} for SST-2 or {"pearson": .., "spearman": ..} for STS-B."""
     preds = predictions(task, logits)
-    return {name: float(_METRICS[name](labels, preds)) for name in task.metrics}
+    return {name: float(_metric(name)(labels, preds)) for name in task.metrics}
 
 
 def glue_score(main_metrics: dict[str, float], exclude: tuple[str, ...] = ()) -> float:

@@ -3,7 +3,7 @@ training subset; export a plain Hugging Face model."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline import distill_full_stage
+from kdnas.pipeline.distill_full import distill_full_stage
 
 parser = stage_parser("distill_full", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")

@@ -2,7 +2,7 @@
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline import distill_topk_stage
+from kdnas.pipeline.distill_topk import distill_topk_stage
 
 parser = stage_parser("distill_topk", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")

@@ -3,7 +3,7 @@ and speed-ups, as DVC metrics and plots plus a markdown report."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline import evaluate_stage
+from kdnas.pipeline.evaluate import evaluate_stage
 
 parser = stage_parser("evaluate", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")

@@ -3,7 +3,7 @@ threads, warm-up, median of repeats) at every configured batch size."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline import latency_stage
+from kdnas.pipeline.latency import latency_stage
 
 parser = stage_parser("latency", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")

@@ -2,7 +2,7 @@
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline import proxy_stage
+from kdnas.pipeline.proxy import proxy_stage
 
 parser = stage_parser("proxy", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")

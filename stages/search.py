@@ -3,7 +3,7 @@ and latency; log every trial and write the top-k."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline import search_stage
+from kdnas.pipeline.search import search_stage
 
 parser = stage_parser("search", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")

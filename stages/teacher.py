@@ -3,7 +3,7 @@ logits on the training subset (the full-distillation cache)."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline import teacher_stage
+from kdnas.pipeline.teacher import teacher_stage
 
 parser = stage_parser("teacher", __doc__)
 parser.add_argument("--model", required=True, help="output: fine-tuned teacher (HF folder)")

@@ -420,8 +420,13 @@ class KDNASSearch(Strategy):
         infos = self.obs_info[-count:]
         self.prediction_errors.append(float(np.mean([abs(i["pred"] - r) for i, (_, r) in zip(infos, recent)])))
         self.prev_best = self.encode(self.best(recent)[0]).tolist()
-        seqs = self._sequences([i["context"] for i in self.obs_info], [a for a, _ in self.observations])
-        self.train_losses.append(self.predictor.fit(seqs, np.array([r for _, r in self.observations])))
+        archs, rewards = [a for a, _ in self.observations], [r for _, r in self.observations]
+        contexts = [i["context"] for i in self.obs_info]
+        # Each observation is also trained in the context the next episode will be ranked in, so that ranking
+        # never extrapolates to a context the controller has not seen (it changes whenever the best does).
+        contexts, archs, rewards = contexts + [self.context()] * len(archs), archs + archs, rewards + rewards
+        seqs = self._sequences(contexts, archs)
+        self.train_losses.append(self.predictor.fit(seqs, np.array(rewards)))
         self.episode += 1
         self.episode_told = []
 
