@@ -26,6 +26,21 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
+def _adam_step(params, grads, moments, step: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+    """One Adam update (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"), in place.
+
+    Written out rather than ``torch.optim.Adam``: the arithmetic stays fixed whatever kernel torch would
+    pick (foreach, fused), and a cold process skips torch.optim's lazy import of ``torch._dynamo`` (seconds).
+    """
+    beta1, beta2 = betas
+    for param, grad, (m, v) in zip(params, grads, moments):
+        m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        m_hat = m / (1 - beta1 ** step)
+        v_hat = v / (1 - beta2 ** step)
+        param.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+
+
 class _Net(nn.Module):
     """LSTM over the three-step context sequence, then a linear head on the last hidden state."""
 
@@ -83,9 +98,11 @@ class RewardPredictor:
         return z * self.y_std + self.y_mean
 
     def fit(self, seqs: np.ndarray, rewards: np.ndarray) -> float:
-        """Retrains on every observation (warm start, fresh Adam) with MSE; returns the final training MSE.
+        """Retrains on the given sequences (warm start, fresh Adam moments) with full-batch MSE.
 
-        The loss is computed on standardised targets, the returned MSE in reward units.
+        Returns the final training MSE.
+
+        The loss is computed on standardised targets, the returned MSE is in reward units.
         """
         x = torch.from_numpy(np.asarray(seqs, dtype=np.float32))
         y = np.asarray(rewards, dtype=np.float64)
@@ -93,15 +110,16 @@ class RewardPredictor:
         std = float(y.std())
         self.y_std = std if std > 1e-8 else 1.0
         target = torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        params = list(self.net.parameters())
+        moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
         self.net.train()
         loss = torch.zeros(())
         with _one_thread():
-            for _ in range(self.epochs):
-                optimizer.zero_grad()
+            for step in range(1, self.epochs + 1):
                 loss = nn.functional.mse_loss(self.net(x), target)
-                loss.backward()
-                optimizer.step()
+                grads = torch.autograd.grad(loss, params)
+                with torch.no_grad():
+                    _adam_step(params, grads, moments, step, self.lr)
         return float(loss.detach()) * self.y_std ** 2
 
     def state_dict(self) -> dict:

@@ -320,7 +320,8 @@ class KDNASSearch(Strategy):
     round((1 - eps) x E) (rounded half up, best first) followed by the rest chosen uniformly from the
     remaining pool. When E proposals of the episode have been told, the controller's mean absolute error
     on them (predicted before retraining) is appended to ``prediction_errors`` and it is retrained on all
-    observations. Exploration decays per episode: eps = max(eps_min, eps0 * eps_decay ** episode).
+    observations, each in the context it was ranked in and again in the context of the next episode.
+    Exploration decays per episode: eps = max(eps_min, eps0 * eps_decay ** episode).
 
     ``ask(n)`` hands out the next n proposals of the current plan whatever the call pattern (``ask(1)``
     per trial or ``ask(E)`` per episode give the same sequence). If it is asked for more than the current
