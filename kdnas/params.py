@@ -70,7 +70,7 @@ def _check_cross_fields(params: dict[str, Any]) -> None:
                           f"{search['candidates']} (top-k must come from evaluated trials)")
     try:
         SearchSpace.from_params(params["space"])  # raises when no architecture is valid
-        check_strategy(search["strategy"])
+        check_strategy(search["strategy"], search.get("strategy_kwargs"))
         for block in ("search", "distill_topk", "distill_full"):
             check_loss_specs(params[block]["losses"], where=f"{block}.losses")
     except ParamsError:

@@ -6,16 +6,6 @@ from pathlib import Path
 import pandas as pd
 
 
-def pareto_mask(frame: pd.DataFrame, score: str = "score", latency: str = "latency_ms") -> pd.Series:
-    """True for trials no other trial beats on both score (higher) and latency (lower)."""
-    values = frame[[score, latency]].to_numpy()
-    keep = []
-    for s, lat in values:
-        dominated = ((values[:, 0] >= s) & (values[:, 1] <= lat) & ((values[:, 0] > s) | (values[:, 1] < lat))).any()
-        keep.append(not dominated)
-    return pd.Series(keep, index=frame.index)
-
-
 def pareto_plot(trials: pd.DataFrame, chosen: str, path: Path, metric: str) -> None:
     import matplotlib
 
@@ -23,7 +13,7 @@ def pareto_plot(trials: pd.DataFrame, chosen: str, path: Path, metric: str) -> N
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    front = pareto_mask(trials)
+    front = trials["pareto"].astype(bool)
     ax.scatter(trials["latency_ms"], trials["score"], c="tab:gray", label="trials")
     ax.scatter(trials.loc[front, "latency_ms"], trials.loc[front, "score"], c="tab:blue", label="Pareto front")
     pick = trials[trials["arch"] == chosen]

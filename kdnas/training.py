@@ -30,32 +30,34 @@ def predict(model, data: Encoded, batch_size: int = 128, desc: str | None = None
     return logits
 
 
-def _teacher_outputs(teacher, batch, data: Encoded, index, loss: WeightedLoss) -> dict:
-    if not loss.needs_states:
+def _teacher_outputs(teacher, batch, data: Encoded, index, loss: WeightedLoss, in_loop: bool) -> dict:
+    if not (loss.needs_states or in_loop):
         # fine-tuning has no teacher; a distillation term reading absent logits fails loudly (KeyError)
         if data.teacher_logits is None:
             return {"attention_mask": batch["attention_mask"]}
         return {"logits": torch.from_numpy(data.teacher_logits[index]), "attention_mask": batch["attention_mask"]}
     with torch.inference_mode():
-        out = teacher(**batch, output_hidden_states=True, output_attentions=loss.needs_attentions)
-    return {"logits": out.logits.clone(), "hidden_states": [h.clone() for h in out.hidden_states],
+        out = teacher(**batch, output_hidden_states=loss.needs_states, output_attentions=loss.needs_attentions)
+    return {"logits": out.logits.clone(),
+            "hidden_states": [h.clone() for h in out.hidden_states] if out.hidden_states else None,
             "attentions": [a.clone() for a in out.attentions] if out.attentions else None,
             "attention_mask": batch["attention_mask"]}
 
 
 def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: float, batch_size: int, seed: int,
                 weight_decay: float = 0.01, warmup_ratio: float = 0.0, teacher=None, desc: str = "train",
-                show_progress: bool = True) -> dict:
+                show_progress: bool = True, teacher_in_loop: bool = False) -> dict:
     """Trains ``model`` (and the loss's own parameters, e.g. projections) in place.
 
     Teacher signals come from ``data.teacher_logits`` unless the loss needs hidden states or attentions,
-    in which case ``teacher`` runs in the loop (eval mode, no gradients).
+    in which case ``teacher`` runs in the loop (eval mode, no gradients); ``teacher_in_loop`` forces that
+    even for logits (to measure what the cache saves).
 
     Returns:
         A history dict: steps, seconds, examples per second, mean loss per epoch and per term.
     """
     torch.manual_seed(seed)
-    if loss.needs_states and teacher is None:
+    if (loss.needs_states or teacher_in_loop) and teacher is None:
         raise ValueError(f"loss {loss} needs the teacher in the loop")
     if teacher is not None:
         teacher.eval()
@@ -78,7 +80,7 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
             sums, count = {}, 0
             for index in length_grouped_batches(lengths, batch_size, seed=seed * 1000 + epoch):
                 batch = collate(data, index)
-                teacher_out = _teacher_outputs(teacher, batch, data, index, loss)
+                teacher_out = _teacher_outputs(teacher, batch, data, index, loss, teacher_in_loop)
                 out = model(**batch, output_hidden_states=loss.needs_states,
                             output_attentions=loss.needs_attentions)
                 student_out = {"logits": out.logits, "hidden_states": out.hidden_states,

@@ -11,6 +11,9 @@ parser.add_argument("--proxy", required=True, help="input: proxy folder from the
 parser.add_argument("--trials", required=True, help="output: trial log (JSONL, resumable)")
 parser.add_argument("--trials-csv", required=True, help="output: trial table for plots (CSV)")
 parser.add_argument("--topk", required=True, help="output: top-k trials (JSON)")
+parser.add_argument("--pareto", required=True, help="output: non-dominated trials, score vs latency (CSV)")
+parser.add_argument("--hypervolume", required=True, help="output: hypervolume and best reward after each trial (CSV)")
+parser.add_argument("--metrics", required=True, help="output: search summary metrics (JSON)")
 
 if __name__ == "__main__":
     sys.exit(run_stage("search", search_stage, parser))

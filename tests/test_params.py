@@ -38,6 +38,8 @@ def test_shipped_params_files_are_valid():
     (lambda p: p["space"].update(hidden=[100], heads=[3, 7]), "space has no valid architecture"),
     (lambda p: p["search"].update(top_k=5, candidates=3), "search.top_k = 5 exceeds search.candidates = 3"),
     (lambda p: p["search"].update(strategy="grid"), "unknown search strategy 'grid'; known: "),
+    (lambda p: p["search"].update(strategy="evolution", strategy_kwargs={"populaton_size": 4}),
+     "unknown key search.strategy_kwargs.populaton_size for strategy 'evolution' (allowed: population_size"),
     (lambda p: p["distill_full"]["losses"].append({"name": "hiden", "weight": 1}), "unknown loss 'hiden'"),
     (lambda p: p["search"]["reward"].update(alpha=0.5), "search.reward.alpha = 0.5 is invalid"),
     (lambda p: p["latency"].pop("repeats"), "latency: 'repeats' is a required property"),

@@ -17,6 +17,7 @@ DECLARED = [
     "results/teacher/model/tokenizer.json", "results/teacher/train_logits.parquet", "metrics/teacher.json",
     "results/proxy/train.parquet", "results/proxy/dev.parquet",
     "results/search/trials.jsonl", "results/search/trials.csv", "results/search/topk.json",
+    "results/search/pareto.csv", "results/search/hypervolume.csv", "metrics/search.json",
     "results/distill_topk/ranking.json", "results/latency/latency.csv", "metrics/latency.json",
     "results/student/model/model.safetensors", "results/student/summary.json",
     "metrics/evaluate.json", "results/evaluate/predictions.csv", "plots/comparison.csv",
@@ -43,6 +44,13 @@ def test_search_outputs_are_consistent(dvc_run):
     assert topk[0]["reward"] == max(t["reward"] for t in trials)
     for trial in trials:
         assert trial["latency_ms"] > 0 and 0 <= trial["accuracy"] <= 1 and trial["seconds"] > 0
+    summary = json.loads((dvc_run / "metrics/search.json").read_text())
+    assert summary["strategy"] == params["search"]["strategy"] and summary["trials"] == len(trials)
+    assert 0 < summary["hypervolume"] <= 1
+    curve = pd.read_csv(dvc_run / "results/search/hypervolume.csv")
+    assert len(curve) == len(trials) and curve["hypervolume"].is_monotonic_increasing
+    front = pd.read_csv(dvc_run / "results/search/pareto.csv")
+    assert 1 <= len(front) <= len(trials) and topk[0]["arch"] in set(pd.read_csv(dvc_run / "results/search/trials.csv")["arch"])
 
 
 def test_latency_table_covers_teacher_and_candidates(dvc_run):
@@ -85,7 +93,7 @@ def test_exported_student_loads_with_plain_transformers_and_predicts_what_was_sc
 def test_metrics_are_dvc_metrics(dvc_run):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], dvc_run).stdout)
     files = next(iter(shown.values()))["data"]
-    assert {"metrics/teacher.json", "metrics/latency.json", "metrics/evaluate.json"} <= set(files)
+    assert {"metrics/teacher.json", "metrics/search.json", "metrics/latency.json", "metrics/evaluate.json"} <= set(files)
     evaluate = files["metrics/evaluate.json"]["data"]
     assert evaluate["percent_of_teacher"] == pytest.approx(
         100 * evaluate["student"]["accuracy"] / evaluate["teacher"]["accuracy"])

@@ -8,8 +8,24 @@ import pandas as pd
 from kdnas.cache import load_encoded
 from kdnas.io import atomic_path, write_json
 from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.search.pareto import hypervolume_curve, pareto_front
 from kdnas.search.runner import run_search, top_k
 from kdnas.tasks import get_task
+
+
+def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The trial table (with a Pareto flag), the Pareto front, and hypervolume after each trial.
+
+    Hypervolume is taken over (score, latency / teacher latency) with reference (0, 1): the share of the
+    unit square that the trials dominate, so a student slower than the teacher adds nothing.
+    """
+    table = pd.DataFrame(trials)
+    table["pareto"] = pareto_front(table[["score", "latency_ms"]].to_numpy())
+    front = table[table["pareto"]].sort_values("latency_ms")
+    points = list(zip(table["score"].clip(lower=0), table["latency_ms"] / teacher_ms))
+    curve = pd.DataFrame({"trial": range(1, len(table) + 1), "hypervolume": hypervolume_curve(points, (0.0, 1.0)),
+                          "best_reward": table["reward"].cummax()})
+    return table, front, curve
 
 
 def search_stage(args, params: dict) -> str:
@@ -19,10 +35,18 @@ def search_stage(args, params: dict) -> str:
     max_len = params["data"]["max_length"]
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
-    trials = run_search(params, teacher, task, train, dev, Path(args.trials))
+    trials, state = run_search(params, teacher, task, train, dev, Path(args.trials))
     best = top_k(trials, params["search"]["top_k"])
-    with atomic_path(args.trials_csv) as tmp:
-        pd.DataFrame(trials).to_csv(tmp, index=False)
+    table, front, curve = search_tables(trials, state["teacher_latency_ms"])
+    for frame, path in ((table, args.trials_csv), (front, args.pareto), (curve, args.hypervolume)):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
     write_json(args.topk, best)
+    write_json(args.metrics, {
+        "strategy": params["search"]["strategy"], "trials": len(trials), "best_reward": best[0]["reward"],
+        "best_arch": best[0]["arch"], "hypervolume": float(curve["hypervolume"].iloc[-1]),
+        "pareto_size": int(table["pareto"].sum()), "teacher_latency_ms": state["teacher_latency_ms"],
+        "search_seconds": float(table["seconds"].sum()),
+        "prediction_error_per_episode": state["strategy"].get("prediction_errors", [])})
     return (f"wrote {args.trials} ({len(trials)} trials) and {args.topk}: best {best[0]['arch']} "
             f"reward {best[0]['reward']:.4f} ({task.main_metric} {best[0]['score']:.4f}, {best[0]['speedup']:.2f}x)")

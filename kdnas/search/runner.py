@@ -69,9 +69,12 @@ class TrialLog:
         write_json(self.state_path, {**state, "fingerprint": self.fingerprint})
 
 
-def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path: Path,
-               teacher_config=None) -> list[dict]:
-    """Runs (or resumes) the search; returns every trial in evaluation order."""
+def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path: Path) -> tuple[list[dict], dict]:
+    """Runs (or resumes) the search.
+
+    Returns:
+        (trials in evaluation order, the final state: strategy state and the teacher's latency).
+    """
     search = params["search"]
     teacher_head = teacher.config.hidden_size // teacher.config.num_attention_heads
     init = params["space"]["init"]
@@ -80,7 +83,7 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
     if search["top_k"] > budget:
         raise KdnasError(f"search.top_k = {search['top_k']} exceeds the {budget} trials this search can run "
                          f"(search.candidates = {search['candidates']}, {len(space)} valid architectures)")
-    strategy = build_strategy(search["strategy"], space, seed=params["seed"])
+    strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
     lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
     trial_log = TrialLog(trials_path, search_fingerprint(params))
     trials, state = trial_log.load()
@@ -116,7 +119,7 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
                                  "teacher_latency_ms": teacher_ms})
         log.info("trial %d %s score=%.4f latency=%.1fms (%.2fx) reward=%.4f", trial["trial"], arch.key,
                  result["score"], latency_ms, trial["speedup"], value)
-    return trials
+    return trials, {"strategy": strategy.state_dict(), "teacher_latency_ms": teacher_ms}
 
 
 def top_k(trials: list[dict], k: int) -> list[dict]:

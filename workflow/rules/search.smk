@@ -9,6 +9,9 @@ rule search:
         state="results/search/trials.state.json",
         trials_csv="results/search/trials.csv",
         topk="results/search/topk.json",
+        pareto="results/search/pareto.csv",
+        hypervolume="results/search/hypervolume.csv",
+        metrics="metrics/search.json",
     params:
         params_file=PARAMS_FILE,
         tracked=block("seed", "task", "data.max_length", "space", "search", "latency.seq_len", "latency.threads"),
@@ -19,7 +22,8 @@ rule search:
     threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
-        " --trials {output.trials} --trials-csv {output.trials_csv} --topk {output.topk} 2> {log}"
+        " --trials {output.trials} --trials-csv {output.trials_csv} --topk {output.topk}"
+        " --pareto {output.pareto} --hypervolume {output.hypervolume} --metrics {output.metrics} 2> {log}"
 
 
 # Stage 4: distil the top-k longer on the proxy set and rank them by reward.

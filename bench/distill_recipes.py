@@ -1,0 +1,125 @@
+"""Benchmark for students and distillation recipes on real SST-2 with the pipeline's fine-tuned teacher.
+
+Three questions, one CSV each (bench/out/), and a markdown summary on stdout:
+1. init: ``random`` vs ``inherit`` for three architectures of different size, after the same proxy budget
+   (proxy-dev accuracy) and after distillation on the training subset (SST-2 dev accuracy);
+2. recipes: logits only / + hidden (uniform) / + hidden (EMD) / + attention relations, on one mid-size
+   student: dev accuracy and training seconds per epoch;
+3. cache: student training throughput with cached teacher logits vs the teacher in the loop.
+
+Run after `dvc repro` (it reads results/teacher and results/proxy):
+    .venv/bin/python bench/distill_recipes.py --train-rows 8000
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from kdnas.arch import Arch
+from kdnas.batching import encode
+from kdnas.cache import load_encoded, read_logit_table
+from kdnas.candidates import distill_candidate
+from kdnas.losses import build_loss
+from kdnas.metrics import glue_metrics
+from kdnas.pipeline.common import load_teacher, task_split
+from kdnas.students import build_student
+from kdnas.tasks import get_task
+from kdnas.training import predict, train_model
+
+ARCHS = [Arch(1, 192, 6, 768), Arch(2, 256, 8, 1024), Arch(3, 384, 12, 1536)]
+RECIPES = {
+    "logits": [{"name": "logit_kd", "weight": 1.0}],
+    "logits+hidden(uniform)": [{"name": "logit_kd", "weight": 1.0},
+                               {"name": "hidden", "weight": 1.0, "kwargs": {"mapping": "uniform", "embeddings": True}}],
+    "logits+hidden(EMD)": [{"name": "logit_kd", "weight": 1.0}, {"name": "emd", "weight": 1.0}],
+    "logits+attention_relation": [{"name": "logit_kd", "weight": 1.0},
+                                  {"name": "attention_relation", "weight": 1.0}],
+}
+
+
+def full_distill(teacher, arch, init, losses, train, dev, task, epochs, lr, seed, teacher_in_loop=False):
+    student = build_student(teacher, arch, init=init, seed=seed)
+    loss = build_loss(losses, temperature=1.0, regression=task.is_regression, student_config=student.config,
+                      teacher_config=teacher.config)
+    history = train_model(student, train, loss, epochs=epochs, lr=lr, batch_size=32, seed=seed, warmup_ratio=0.05,
+                          teacher=teacher, desc=f"{arch.key} {init}", teacher_in_loop=teacher_in_loop)
+    dev_acc = glue_metrics(task, dev.labels, predict(student, dev))["accuracy"]
+    return dev_acc, history
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--train-rows", type=int, default=8000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--only", choices=["init", "recipes", "cache"], nargs="*")
+    parser.add_argument("--out", default="bench/out")
+    args = parser.parse_args()
+    params = yaml.safe_load(open(args.params))
+    task = get_task(params["task"])
+    results, out = Path(args.results), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    teacher, tokenizer = load_teacher(results / "teacher/model", attn_implementation="eager")
+    max_len = params["data"]["max_length"]
+    frame, logits = read_logit_table(results / "teacher/train_logits.parquet")
+    train = encode(tokenizer, frame.head(args.train_rows), max_len, teacher_logits=logits[: args.train_rows])
+    dev_frame = task_split(params, "dev", "dev_size")
+    dev = encode(tokenizer, dev_frame, max_len)
+    proxy_train = load_encoded(results / "proxy/train.parquet", tokenizer, max_len)
+    proxy_dev = load_encoded(results / "proxy/dev.parquet", tokenizer, max_len)
+    teacher_acc = glue_metrics(task, dev.labels, predict(teacher, dev))["accuracy"]
+    print(f"teacher dev accuracy {teacher_acc:.4f}; training rows {len(train)}, epochs {args.epochs}")
+    seed, lr = params["seed"], params["distill_full"]["lr"]
+    todo = set(args.only or ["init", "recipes", "cache"])
+
+    if "init" in todo:
+        rows = []
+        for arch in ARCHS:
+            for init in ("random", "inherit"):
+                block = {**params["distill_topk"], "lr": lr if init == "inherit" else 1e-4}
+                _, proxy = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, block, init, seed)
+                dev_acc, history = full_distill(teacher, arch, init, RECIPES["logits"], train, dev, task,
+                                                args.epochs, lr, seed)
+                rows.append({"arch": arch.key, "init": init, "params": proxy["params"],
+                             "proxy_dev_accuracy": proxy["accuracy"], "dev_accuracy": dev_acc,
+                             "percent_of_teacher": 100 * dev_acc / teacher_acc, "train_seconds": history["seconds"]})
+                print(rows[-1], flush=True)
+        pd.DataFrame(rows).to_csv(out / "init.csv", index=False)
+        print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
+
+    if "recipes" in todo:
+        rows, arch = [], Arch(3, 384, 12, 768)
+        for name, losses in RECIPES.items():
+            dev_acc, history = full_distill(teacher, arch, "inherit", losses, train, dev, task, args.epochs, lr, seed)
+            rows.append({"arch": arch.key, "recipe": name, "dev_accuracy": dev_acc,
+                         "percent_of_teacher": 100 * dev_acc / teacher_acc,
+                         "seconds_per_epoch": history["seconds"] / args.epochs})
+            print(rows[-1], flush=True)
+        pd.DataFrame(rows).to_csv(out / "recipes.csv", index=False)
+        print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
+
+    if "cache" in todo:
+        rows, arch = [], Arch(3, 384, 12, 768)
+        subset = encode(tokenizer, frame.head(2000), max_len, teacher_logits=logits[:2000])
+        for in_loop in (False, True):
+            student = build_student(teacher, arch, seed=seed)
+            loss = build_loss(RECIPES["logits"], temperature=1.0, regression=False)
+            start = time.perf_counter()
+            train_model(student, subset, loss, epochs=1, lr=lr, batch_size=32, seed=seed, teacher=teacher,
+                        teacher_in_loop=in_loop, show_progress=False)
+            seconds = time.perf_counter() - start
+            rows.append({"teacher_signal": "in the loop" if in_loop else "cached logits",
+                         "examples_per_second": len(subset) / seconds})
+        rows.append({"teacher_signal": "speed-up of the cache",
+                     "examples_per_second": rows[0]["examples_per_second"] / rows[1]["examples_per_second"]})
+        pd.DataFrame(rows).to_csv(out / "cache.csv", index=False)
+        print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"))
+
+
+if __name__ == "__main__":
+    main()
