@@ -6,6 +6,7 @@ single-sentence tasks) and ``label`` (class index, or float score for STS-B).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 
@@ -15,27 +16,41 @@ import pandas as pd
 from kdnas.errors import KdnasError
 from kdnas.tasks import GlueTask, get_task
 
+log = logging.getLogger(__name__)
+
 
 class DataError(KdnasError):
     """Bad or missing data, with a message naming the file (and line)."""
 
 
-def resolve_glue_dir(glue_dir: str | None) -> Path | None:
-    """The local GLUE folder to read, or None to use the hub.
+def _hub_offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
-    ``glue_dir`` may be empty/None (hub), or a path; the environment variable
-    ``KDNAS_GLUE_DIR`` overrides it so one checkout can point at any GLUE copy.
+
+def resolve_glue_dir(glue_dir: str | None, hub_fallback: bool = False) -> Path | None:
+    """The local GLUE folder to read, or None to use the Hugging Face hub.
+
+    ``glue_dir`` is a path or ``hub``; the environment variable ``KDNAS_GLUE_DIR`` overrides it so one
+    checkout can point at any GLUE copy. A missing folder falls back to the hub when ``hub_fallback`` is
+    on and the hub is not switched off (``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``); otherwise it is a
+    one-line DataError.
     """
     glue_dir = os.environ.get("KDNAS_GLUE_DIR") or glue_dir
     if not glue_dir or glue_dir == "hub":
         return None
-    return Path(glue_dir)
+    path = Path(glue_dir)
+    if path.is_dir():
+        return path
+    if hub_fallback and not _hub_offline():
+        log.info("GLUE folder %s not found: loading nyu-mll/glue from the hub", path)
+        return None
+    offline = " and the hub is switched off (HF_HUB_OFFLINE)" if hub_fallback else ""
+    raise DataError(f"GLUE folder not found: {path}{offline} (set data.glue_dir to a folder in GLUE's layout, "
+                    f"or 'hub')")
 
 
 def check_local_split(task: GlueTask, glue_dir: Path, split: str) -> Path:
     """Path of ``<glue_dir>/<TASK>/<split>.tsv``; raises a one-line DataError when missing."""
-    if not glue_dir.is_dir():
-        raise DataError(f"GLUE folder not found: {glue_dir} (set data.glue_dir to a folder in GLUE's layout, or 'hub')")
     folder = glue_dir / task.folder
     if not folder.is_dir():
         raise DataError(f"task folder not found: {folder} (task {task.name!r} expects folder {task.folder!r})")
@@ -97,10 +112,10 @@ def _load_hub(task: GlueTask, split: str) -> pd.DataFrame:
     })
 
 
-def load_split(task_name: str, split: str, glue_dir: str | None) -> pd.DataFrame:
+def load_split(task_name: str, split: str, glue_dir: str | None, hub_fallback: bool = False) -> pd.DataFrame:
     """Loads ``split`` (``train``/``dev``) of a GLUE task from a local folder, else the hub."""
     task = get_task(task_name)
-    local = resolve_glue_dir(glue_dir)
+    local = resolve_glue_dir(glue_dir, hub_fallback)
     if local is None:
         return _load_hub(task, split)
     return read_glue_tsv(task, check_local_split(task, local, split))

@@ -91,6 +91,23 @@ def test_empty_file_missing_folder_and_unknown_task(tmp_path):
         load_split("sst3", "dev", str(tmp_path))
 
 
+def test_missing_folder_falls_back_to_the_hub_only_when_allowed_and_online(tmp_path, monkeypatch):
+    from kdnas.data import resolve_glue_dir
+
+    missing = str(tmp_path / "nowhere")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    assert resolve_glue_dir(missing, hub_fallback=True) is None  # None: read from the hub
+    assert resolve_glue_dir("hub") is None
+    with pytest.raises(DataError, match="GLUE folder not found: .*nowhere \\(set data.glue_dir"):
+        resolve_glue_dir(missing, hub_fallback=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="and the hub is switched off"):
+        resolve_glue_dir(missing, hub_fallback=True)
+    monkeypatch.setenv("KDNAS_GLUE_DIR", str(GLUE_DIR))
+    assert resolve_glue_dir(missing, hub_fallback=False) == GLUE_DIR
+
+
 def test_task_table_is_complete():
     assert set(TASKS) == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"}
     assert get_task("cola").main_metric == "mcc" and get_task("stsb").is_regression

@@ -20,7 +20,7 @@ def seed_everything(seed: int) -> None:
 def check_task_data(params: dict, splits=("train", "dev")) -> None:
     """Fails fast (one line) on an unknown task or a missing local GLUE folder/file."""
     task = get_task(params["task"])
-    local = resolve_glue_dir(params["data"]["glue_dir"])
+    local = resolve_glue_dir(params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
     if local is not None:
         for split in splits:
             check_local_split(task, local, split)
@@ -29,7 +29,7 @@ def check_task_data(params: dict, splits=("train", "dev")) -> None:
 def task_split(params: dict, split: str, size_key: str):
     """The configured subset of a split (``data.train_size`` / ``data.dev_size``), deterministic under seed."""
     task = get_task(params["task"])
-    frame = load_split(task.name, split, params["data"]["glue_dir"])
+    frame = load_split(task.name, split, params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
     return stratified_subset(frame, params["data"][size_key], params["seed"], task.is_regression)
 
 

@@ -16,7 +16,7 @@ def proxy_stage(args, params: dict) -> str:
     task = get_task(params["task"])
     check_task_data(params, splits=("train",))
     seed_everything(params["seed"])
-    frame = load_split(task.name, "train", params["data"]["glue_dir"])
+    frame = load_split(task.name, "train", params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
     cfg = params["proxy"]
     # a different seed stream than the teacher's subset, so proxy-dev is not just the teacher's first rows
     train, dev = split_proxy(frame, cfg["train_size"], cfg["dev_size"], params["seed"] + 7919, task.is_regression)
