@@ -14,6 +14,7 @@ rule all:
     default_target: True
     input:
         rules.teacher.output.metrics,
+        rules.latency_profile.output.metrics,
         rules.search.output.metrics,
         rules.latency.output.metrics,
         rules.evaluate.output.metrics,

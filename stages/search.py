@@ -8,6 +8,8 @@ from kdnas.pipeline.search import search_stage
 parser = stage_parser("search", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
 parser.add_argument("--proxy", required=True, help="input: proxy folder from the proxy stage")
+parser.add_argument("--latency-predictor", required=True,
+                    help="input: latency predictor from latency_profile (used when search.latency.mode is predicted)")
 parser.add_argument("--trials", required=True, help="output: trial log (JSONL, resumable)")
 parser.add_argument("--trials-csv", required=True, help="output: trial table for plots (CSV)")
 parser.add_argument("--topk", required=True, help="output: top-k trials (JSON)")

@@ -17,7 +17,7 @@ DECLARED = [
     "results/teacher/model/tokenizer.json", "results/teacher/train_logits.parquet", "metrics/teacher.json",
     "results/proxy/train.parquet", "results/proxy/dev.parquet",
     "results/search/trials.jsonl", "results/search/trials.csv", "results/search/topk.json",
-    "results/search/pareto.csv", "results/search/hypervolume.csv", "metrics/search.json",
+    "results/latency_profile/predictor.json", "metrics/latency_profile.json", "results/search/pareto.csv", "results/search/hypervolume.csv", "metrics/search.json",
     "results/distill_topk/ranking.json", "results/latency/latency.csv", "metrics/latency.json",
     "results/student/model/model.safetensors", "results/student/summary.json",
     "metrics/evaluate.json", "results/evaluate/predictions.csv", "plots/comparison.csv",
@@ -29,7 +29,7 @@ def test_every_stage_writes_its_declared_outputs(dvc_run):
     missing = [p for p in DECLARED if not (dvc_run / p).exists()]
     assert not missing
     log = (dvc_run / "repro.log").read_text()
-    for stage in ("teacher", "proxy", "search", "distill_topk", "latency", "distill_full", "evaluate"):
+    for stage in ("teacher", "proxy", "latency_profile", "search", "distill_topk", "latency", "distill_full", "evaluate"):
         assert f"Running stage '{stage}'" in log
         assert f"{stage}: wrote" in log  # each stage's one-line summary
 

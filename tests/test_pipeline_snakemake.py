@@ -66,7 +66,7 @@ def _sha(path):
 def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     root = make_pipeline_copy(tmp_path / "project", tiny_params())
     result = run(["snakemake", "--cores", "2"], root)
-    assert "8 of 8 steps (100%) done" in result.stdout + result.stderr
+    assert "9 of 9 steps (100%) done" in result.stdout + result.stderr
     produced = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
                 and p.parts[len(root.parts)] in ("results", "metrics", "plots", "report")
                 and p.name != ".snakemake_timestamp"}  # Snakemake's marker in directory outputs

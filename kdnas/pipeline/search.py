@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.cache import load_encoded
-from kdnas.io import atomic_path, write_json
+from kdnas.io import atomic_path, read_json, write_json
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.pareto import hypervolume_curve, pareto_front
 from kdnas.search.runner import run_search, top_k
@@ -35,7 +35,8 @@ def search_stage(args, params: dict) -> str:
     max_len = params["data"]["max_length"]
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
-    trials, state = run_search(params, teacher, task, train, dev, Path(args.trials))
+    predictor = read_json(args.latency_predictor) if params["search"]["latency"]["mode"] == "predicted" else None
+    trials, state = run_search(params, teacher, task, train, dev, Path(args.trials), predictor)
     best = top_k(trials, params["search"]["top_k"])
     table, front, curve = search_tables(trials, state["teacher_latency_ms"])
     for frame, path in ((table, args.trials_csv), (front, args.pareto), (curve, args.hypervolume)):

@@ -17,6 +17,7 @@ from kdnas.candidates import distill_candidate
 from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
 from kdnas.latency import measure_interleaved
+from kdnas.latency_model import LatencyPredictor
 from kdnas.search.registry import build_strategy
 from kdnas.search.reward import reward
 from kdnas.search.space import SearchSpace
@@ -69,8 +70,12 @@ class TrialLog:
         write_json(self.state_path, {**state, "fingerprint": self.fingerprint})
 
 
-def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path: Path) -> tuple[list[dict], dict]:
+def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path: Path,
+               predictor: dict | None = None) -> tuple[list[dict], dict]:
     """Runs (or resumes) the search.
+
+    Latency is measured per candidate, or read from ``predictor`` (the latency_profile stage's JSON) when
+    given: free, and the same on every run, so the search becomes repeatable.
 
     Returns:
         (trials in evaluation order, the final state: strategy state and the teacher's latency).
@@ -85,14 +90,17 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
                          f"(search.candidates = {search['candidates']}, {len(space)} valid architectures)")
     strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
     lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
-    trial_log = TrialLog(trials_path, search_fingerprint(params))
+    fingerprint = search_fingerprint(params) + ("" if predictor is None else
+                                                hashlib.sha256(json.dumps(predictor["coefficients"]).encode()).hexdigest()[:8])
+    trial_log = TrialLog(trials_path, fingerprint)
+    model = None if predictor is None else LatencyPredictor.from_dict(predictor)
     trials, state = trial_log.load()
     if state:
         strategy.load_state_dict(state["strategy"])
         teacher_ms = state["teacher_latency_ms"]
         log.info("resuming search: %d trials done", len(trials))
     else:
-        teacher_ms = _latency(teacher, lat)
+        teacher_ms = _latency(teacher, lat) if model is None else predictor["teacher_latency_ms"]
     target_ms = teacher_ms / search["reward"]["target_speedup"]
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}
@@ -106,7 +114,7 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
         begin = time.perf_counter()
         student, result = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, search, init,
                                             params["seed"])
-        latency_ms = _latency(student, lat)
+        latency_ms = _latency(student, lat) if model is None else model.predict(arch)
         value = reward(max(result["score"], 0.0), latency_ms, target_ms, search["reward"]["alpha"],
                        search["reward"]["beta"])
         strategy.tell(arch, value)

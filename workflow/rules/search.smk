@@ -1,9 +1,31 @@
+# Time a sample of the space on this hardware and fit the latency predictor the search uses.
+rule latency_profile:
+    input:
+        script="stages/latency_profile.py",
+        teacher=rules.teacher.output.model,
+    output:
+        predictor="results/latency_profile/predictor.json",
+        metrics="metrics/latency_profile.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "space", "latency_profile", "search.latency", "latency.seq_len", "latency.threads"),
+    log:
+        f"{LOGS}/latency_profile.log",
+    message:
+        "Profiling latency of {config[latency_profile][samples]} architectures"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher}"
+        " --predictor {output.predictor} --metrics {output.metrics} 2> {log}"
+
+
 # Stage 3: search student architectures on the proxy set; log every trial and keep the top-k.
 rule search:
     input:
         script="stages/search.py",
         teacher=rules.teacher.output.model,
         proxy=rules.proxy.output.out,
+        predictor=rules.latency_profile.output.predictor,
     output:
         trials="results/search/trials.jsonl",
         state="results/search/trials.state.json",
@@ -22,7 +44,7 @@ rule search:
     threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
-        " --trials {output.trials} --trials-csv {output.trials_csv} --topk {output.topk}"
+        " --latency-predictor {input.predictor} --trials {output.trials} --trials-csv {output.trials_csv} --topk {output.topk}"
         " --pareto {output.pareto} --hypervolume {output.hypervolume} --metrics {output.metrics} 2> {log}"
 
 

@@ -1,0 +1,59 @@
+"""A per-hardware latency predictor for the search: measured once on a sample of the space, then free.
+
+Latency of a BERT encoder at a fixed batch size and sequence length is, to first order, linear in the
+work its matrices do: per layer 4 h^2 for the attention projections, 2 h f for the FFN, and h (times the
+sequence length) for attention scores, norms and activations. The predictor fits non-negative
+coefficients to those terms (``scipy.optimize.nnls``), so it extrapolates sensibly and stays monotone
+in every dimension. It is an artifact tied to the hardware identity it was measured on.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kdnas.arch import Arch
+
+
+def features(arch: Arch) -> np.ndarray:
+    """[1, L h^2, L h f, L h, h] (scaled to similar magnitudes)."""
+    L, h, f = arch.layers, arch.hidden, arch.ffn
+    return np.array([1.0, L * h * h / 1e5, L * h * f / 1e5, L * h / 1e2, h / 1e2])
+
+
+class LatencyPredictor:
+    """Predicts milliseconds at the batch size and sequence length it was fitted for."""
+
+    def __init__(self, coefficients, batch_size: int, seq_len: int, hardware: dict):
+        self.coefficients = np.asarray(coefficients, dtype=np.float64)
+        self.batch_size, self.seq_len, self.hardware = batch_size, seq_len, hardware
+
+    @classmethod
+    def fit(cls, archs: list[Arch], latency_ms: list[float], batch_size: int, seq_len: int,
+            hardware: dict) -> "LatencyPredictor":
+        from scipy.optimize import nnls
+
+        X = np.stack([features(a) for a in archs])
+        y = np.asarray(latency_ms, dtype=np.float64)
+        # relative error matters (a 2 ms model and a 700 ms teacher alike): weight rows by 1 / latency
+        weights = 1.0 / y
+        coefficients, _ = nnls(X * weights[:, None], y * weights)
+        return cls(coefficients, batch_size, seq_len, hardware)
+
+    def predict(self, arch: Arch) -> float:
+        return float(features(arch) @ self.coefficients)
+
+    def to_dict(self) -> dict:
+        return {"coefficients": self.coefficients.tolist(), "batch_size": self.batch_size,
+                "seq_len": self.seq_len, "hardware": self.hardware, "features": "1, L*h^2/1e5, L*h*f/1e5, L*h/1e2, h/1e2"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LatencyPredictor":
+        return cls(data["coefficients"], data["batch_size"], data["seq_len"], data["hardware"])
+
+
+def validation_metrics(predicted: list[float], measured: list[float]) -> dict:
+    """Spearman rank correlation and mean absolute percentage error on held-out architectures."""
+    from scipy.stats import spearmanr
+
+    p, m = np.asarray(predicted), np.asarray(measured)
+    return {"spearman": float(spearmanr(p, m)[0]), "mape_percent": float(np.mean(np.abs(p - m) / m) * 100),
+            "held_out": int(len(m))}

@@ -1,0 +1,53 @@
+"""The latency harness and the latency predictor."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import BertConfig, BertForSequenceClassification
+
+from kdnas.arch import Arch
+from kdnas.latency import hardware_identity, measure_interleaved
+from kdnas.latency_model import LatencyPredictor, validation_metrics
+
+
+def _bert(layers, hidden=128, heads=4, ffn=512):
+    config = BertConfig(vocab_size=2000, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=ffn, max_position_embeddings=64)
+    return BertForSequenceClassification(config).eval()
+
+
+def test_a_model_twice_as_deep_measures_slower_and_counts_are_reported():
+    shallow, deep = _bert(2), _bert(4)
+    timed = measure_interleaved({"shallow": shallow, "deep": deep}, batch_size=8, seq_len=32, threads=1,
+                                warmup=2, repeats=7)
+    assert timed["deep"]["median_ms"] > 1.3 * timed["shallow"]["median_ms"]
+    for result in timed.values():
+        assert result["runs"] == 7 and result["batch_size"] == 8 and result["seq_len"] == 32
+        assert result["iqr_ms"] >= 0
+
+
+def test_hardware_identity_is_recorded():
+    identity = hardware_identity(threads=2)
+    assert identity["threads"] == 2 and identity["cpu"] and identity["torch"] and identity["cores"] >= 1
+
+
+def test_predictor_round_trip_and_ordering(tmp_path):
+    archs = [Arch(l, h, h // 32, f) for l in (1, 2, 3, 4) for h in (128, 256, 384) for f in (384, 1536)]
+    # a synthetic machine: cost linear in the matrix work, plus a fixed overhead
+    truth = {a: 2.0 + 3e-5 * a.layers * a.hidden ** 2 + 2e-5 * a.layers * a.hidden * a.ffn for a in archs}
+    fit, held = archs[::3] + archs[1::3], archs[2::3]  # both FFN sizes on each side
+    predictor = LatencyPredictor.fit(fit, [truth[a] for a in fit], 32, 64, {"cpu": "test"})
+    path = tmp_path / "predictor.json"
+    path.write_text(json.dumps(predictor.to_dict()))
+    loaded = LatencyPredictor.from_dict(json.loads(path.read_text()))
+    metrics = validation_metrics([loaded.predict(a) for a in held], [truth[a] for a in held])
+    assert metrics["spearman"] > 0.99 and metrics["mape_percent"] < 1.0 and metrics["held_out"] == len(held)
+    assert loaded.predict(Arch(4, 384, 12, 1536)) > loaded.predict(Arch(2, 384, 12, 1536))
+    assert loaded.hardware == {"cpu": "test"} and loaded.batch_size == 32
+
+
+def test_validation_metrics_on_hand_made_numbers():
+    got = validation_metrics([10.0, 22.0, 27.0], [10.0, 20.0, 30.0])
+    assert got["spearman"] == pytest.approx(1.0)
+    assert got["mape_percent"] == pytest.approx((0 + 10 + 10) / 3)
