@@ -23,7 +23,8 @@ def hardware_identity(threads: int) -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "torch": torch.__version__,
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "gpu": gpu, "torch": torch.__version__,
             "platform": platform.platform()}
 
 
@@ -33,19 +34,39 @@ def dummy_inputs(vocab_size: int, batch_size: int, seq_len: int, seed: int = 0) 
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
 
 
-def _time_once(model, inputs) -> float:
+def _time_once(model, inputs, device: str) -> float:
+    if device == "cuda":  # kernels run asynchronously: time on the device, then wait for it
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        model(**inputs)
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
     start = time.perf_counter()
     model(**inputs)
     return (time.perf_counter() - start) * 1000.0
 
 
+def check_device(device: str) -> None:
+    """Raises a one-line error for a device this machine cannot measure on."""
+    from kdnas.errors import KdnasError
+
+    if device not in ("cpu", "cuda"):
+        raise KdnasError(f"latency device {device!r} is invalid: use 'cpu' or 'cuda'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise KdnasError("latency device 'cuda' requested but no CUDA GPU is available here")
+
+
 def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, seq_len: int, threads: int,
-                        warmup: int, repeats: int, seed: int = 0) -> dict[str, dict]:
+                        warmup: int, repeats: int, seed: int = 0, device: str = "cpu") -> dict[str, dict]:
     """Median and interquartile range (ms) of each model's forward pass, measured round-robin.
 
+    On ``cuda`` the models are moved to the GPU and timed with CUDA events after synchronisation.
+
     Returns:
-        name -> {"median_ms", "iqr_ms", "runs", "batch_size", "seq_len"}.
+        name -> {"median_ms", "iqr_ms", "runs", "batch_size", "seq_len", "device"}.
     """
+    check_device(device)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -53,18 +74,19 @@ def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, 
         with torch.inference_mode():
             prepared = {}
             for name, model in models.items():
-                model.eval()
-                prepared[name] = dummy_inputs(model.config.vocab_size, batch_size, seq_len, seed)
+                model.eval().to(device)
+                inputs = dummy_inputs(model.config.vocab_size, batch_size, seq_len, seed)
+                prepared[name] = {key: value.to(device) for key, value in inputs.items()}
                 for _ in range(warmup):
                     model(**prepared[name])
             for _ in range(repeats):
                 for name, model in models.items():
-                    times[name].append(_time_once(model, prepared[name]))
+                    times[name].append(_time_once(model, prepared[name], device))
     finally:
         torch.set_num_threads(previous_threads)
     result = {}
     for name, values in times.items():
         q1, median, q3 = np.percentile(values, [25, 50, 75])
         result[name] = {"median_ms": float(median), "iqr_ms": float(q3 - q1), "runs": len(values),
-                        "batch_size": batch_size, "seq_len": seq_len}
+                        "batch_size": batch_size, "seq_len": seq_len, "device": device}
     return result

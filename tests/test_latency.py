@@ -27,6 +27,21 @@ def test_a_model_twice_as_deep_measures_slower_and_counts_are_reported():
         assert result["iqr_ms"] >= 0
 
 
+def test_cuda_path_is_refused_cleanly_without_a_gpu():
+    import torch
+
+    from kdnas.errors import KdnasError
+
+    if torch.cuda.is_available():
+        timed = measure_interleaved({"m": _bert(1)}, batch_size=2, seq_len=16, threads=1, warmup=1, repeats=3,
+                                    device="cuda")
+        assert timed["m"]["device"] == "cuda" and timed["m"]["runs"] == 3
+    else:
+        with pytest.raises(KdnasError, match="latency device 'cuda' requested but no CUDA GPU is available here"):
+            measure_interleaved({"m": _bert(1)}, batch_size=2, seq_len=16, threads=1, warmup=1, repeats=3,
+                                device="cuda")
+
+
 def test_hardware_identity_is_recorded():
     identity = hardware_identity(threads=2)
     assert identity["threads"] == 2 and identity["cpu"] and identity["torch"] and identity["cores"] >= 1

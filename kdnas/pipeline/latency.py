@@ -5,7 +5,7 @@ import pandas as pd
 
 from kdnas.arch import Arch
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.latency import hardware_identity, measure_interleaved
+from kdnas.latency import check_device, hardware_identity, measure_interleaved
 from kdnas.pipeline.common import load_teacher
 from kdnas.students import build_student
 
@@ -18,7 +18,7 @@ def latency_table(teacher, archs: list[Arch], cfg: dict, init: str) -> pd.DataFr
     rows = []
     for batch_size in cfg["batch_sizes"]:
         timed = measure_interleaved(models, batch_size=batch_size, seq_len=cfg["seq_len"], threads=cfg["threads"],
-                                    warmup=cfg["warmup"], repeats=cfg["repeats"])
+                                    warmup=cfg["warmup"], repeats=cfg["repeats"], device=cfg.get("device", "cpu"))
         teacher_ms = timed["teacher"]["median_ms"]
         for name, result in timed.items():
             rows.append({"model": name, **result, "speedup": teacher_ms / result["median_ms"]})
@@ -27,6 +27,7 @@ def latency_table(teacher, archs: list[Arch], cfg: dict, init: str) -> pd.DataFr
 
 def latency_stage(args, params: dict) -> str:
     cfg = params["latency"]
+    check_device(cfg.get("device", "cpu"))  # before loading anything
     ranking = read_json(args.ranking)
     teacher, _ = load_teacher(args.teacher)
     table = latency_table(teacher, [Arch.from_key(r["arch"]) for r in ranking], cfg, params["space"]["init"])
