@@ -5,11 +5,14 @@ import json
 
 import pytest
 
+import kdnas.search.evaluator as evaluator
 import kdnas.search.runner as runner
 from conftest import GLUE_DIR, tiny_params
 from kdnas.batching import encode
 from kdnas.data import load_split, split_proxy
-from kdnas.models import load_pretrained_for_task
+from kdnas.cache import write_logit_table
+from kdnas.models import load_pretrained_for_task, save_model
+from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.tasks import get_task
 from kdnas.training import predict
 
@@ -26,10 +29,10 @@ def setup():
         enc.teacher_logits = predict(teacher, enc)
         data.append(enc)
     params = tiny_params()
-    params["search"].update(candidates=4, top_k=2, strategy="kdnas",
+    params["search"].update(candidates=4, top_k=2, strategy="kdnas", proposals_per_round=2, threads_per_candidate=1,
                             strategy_kwargs={"episode_size": 2, "pool_factor": 2, "train_epochs": 20})
     params["space"].update(layers=[1, 2], hidden=[128, 192], heads=[4, 6], ffn=[384])
-    return params, teacher, task, data
+    return params, teacher, task, data, (teacher, tokenizer, train, dev)
 
 
 @pytest.fixture(autouse=True)
@@ -38,9 +41,10 @@ def deterministic_latency(monkeypatch):
     monkeypatch.setattr(runner, "_latency", lambda model, lat: 1.0 + sum(p.numel() for p in model.parameters()) / 1e6)
 
 
-def _run(setup, path):
-    params, teacher, task, (train, dev) = setup
-    return runner.run_search(params, teacher, task, train, dev, path)[0]
+def _run(setup, path, params=None):
+    base, teacher, task, (train, dev), _ = setup
+    params = params or base
+    return runner.run_search(params, teacher, task, path, SerialEvaluator(params, teacher, task, train, dev))[0]
 
 
 def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, monkeypatch):
@@ -48,7 +52,7 @@ def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, mo
     assert len(reference) == 4
 
     calls = []
-    original = runner.distill_candidate
+    original = evaluator.distill_candidate
 
     def crash_on_third(*args, **kwargs):
         calls.append(args[1].key)
@@ -56,13 +60,13 @@ def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, mo
             raise KeyboardInterrupt("killed")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "distill_candidate", crash_on_third)
+    monkeypatch.setattr(evaluator, "distill_candidate", crash_on_third)
     path = tmp_path / "run" / "trials.jsonl"
     with pytest.raises(KeyboardInterrupt):
         _run(setup, path)
     assert len(path.read_text().splitlines()) == 2
     counted = []
-    monkeypatch.setattr(runner, "distill_candidate", lambda *a, **k: counted.append(a[1].key) or original(*a, **k))
+    monkeypatch.setattr(evaluator, "distill_candidate", lambda *a, **k: counted.append(a[1].key) or original(*a, **k))
     resumed = _run(setup, path)
     assert len(counted) == 2  # only the two missing trials ran
     timings = ("seconds", "train_seconds")
@@ -72,14 +76,32 @@ def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, mo
 
 
 def test_changed_search_params_start_a_new_log_and_keep_the_old(setup, tmp_path):
-    params, teacher, task, (train, dev) = setup
+    params = setup[0]
     path = tmp_path / "trials.jsonl"
     small = json.loads(json.dumps(params))
     small["search"].update(candidates=2, top_k=1)
-    runner.run_search(small, teacher, task, train, dev, path)
+    _run(setup, path, small)
     first = path.read_text()
     small["search"]["lr"] = 2e-4
-    runner.run_search(small, teacher, task, train, dev, path)
+    _run(setup, path, small)
     kept = list(tmp_path.glob("trials.*.jsonl.old"))
     assert len(kept) == 1 and kept[0].read_text() == first
     assert len(path.read_text().splitlines()) == 2
+
+
+def test_parallel_workers_give_the_serial_trials(setup, tmp_path):
+    params, teacher, task, (train, dev), (_, tokenizer, train_frame, dev_frame) = setup
+    save_model(teacher, tokenizer, tmp_path / "teacher")
+    for name, frame, enc in (("train", train_frame, train), ("dev", dev_frame, dev)):
+        write_logit_table(tmp_path / "proxy" / f"{name}.parquet", frame, enc.teacher_logits)
+    serial = _run(setup, tmp_path / "serial" / "trials.jsonl")
+    parallel_params = json.loads(json.dumps(params))
+    parallel_params["search"]["workers"] = 2
+    pool = ParallelEvaluator(parallel_params, tmp_path / "teacher", tmp_path / "proxy")
+    try:
+        parallel = runner.run_search(parallel_params, teacher, task, tmp_path / "par" / "trials.jsonl", pool)[0]
+    finally:
+        pool.close()
+    timings = ("seconds", "train_seconds")
+    assert [{k: v for k, v in t.items() if k not in timings} for t in parallel] == \
+        [{k: v for k, v in t.items() if k not in timings} for t in serial]

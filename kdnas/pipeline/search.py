@@ -8,6 +8,7 @@ import pandas as pd
 from kdnas.cache import load_encoded
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.pareto import hypervolume_curve, pareto_front
 from kdnas.search.runner import run_search, top_k
 from kdnas.tasks import get_task
@@ -36,7 +37,14 @@ def search_stage(args, params: dict) -> str:
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
     predictor = read_json(args.latency_predictor) if params["search"]["latency"]["mode"] == "predicted" else None
-    trials, state = run_search(params, teacher, task, train, dev, Path(args.trials), predictor)
+    if params["search"].get("workers", 1) > 1:
+        evaluator = ParallelEvaluator(params, args.teacher, args.proxy)
+    else:
+        evaluator = SerialEvaluator(params, teacher, task, train, dev)
+    try:
+        trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor)
+    finally:
+        evaluator.close()
     best = top_k(trials, params["search"]["top_k"])
     table, front, curve = search_tables(trials, state["teacher_latency_ms"])
     for frame, path in ((table, args.trials_csv), (front, args.pareto), (curve, args.hypervolume)):

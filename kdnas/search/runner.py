@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from kdnas.arch import Arch
-from kdnas.candidates import distill_candidate
 from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
 from kdnas.latency import measure_interleaved
@@ -21,6 +20,7 @@ from kdnas.latency_model import LatencyPredictor
 from kdnas.search.registry import build_strategy
 from kdnas.search.reward import reward
 from kdnas.search.space import SearchSpace
+from kdnas.students import build_student
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,13 @@ class TrialLog:
         write_json(self.state_path, {**state, "fingerprint": self.fingerprint})
 
 
-def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path: Path,
-               predictor: dict | None = None) -> tuple[list[dict], dict]:
-    """Runs (or resumes) the search.
+def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predictor: dict | None = None
+               ) -> tuple[list[dict], dict]:
+    """Runs (or resumes) the search in rounds of ``search.proposals_per_round`` candidates.
+
+    Each round is asked from the strategy at once, distilled by ``evaluator`` (serial or parallel: the
+    same results), then told back one by one, the trial log and state saved after each. A resumed run
+    first finishes the round it was in, so it proposes exactly what an uninterrupted run would.
 
     Latency is measured per candidate, or read from ``predictor`` (the latency_profile stage's JSON) when
     given: free, and the same on every run, so the search becomes repeatable.
@@ -104,29 +108,36 @@ def run_search(params: dict, teacher, task, proxy_train, proxy_dev, trials_path:
     target_ms = teacher_ms / search["reward"]["target_speedup"]
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}
+    round_left = [Arch.from_key(k) for k in (state or {}).get("round", [])]
     while len(trials) < budget:
         if search.get("max_seconds") and time.perf_counter() - started > search["max_seconds"]:
             log.info("search stopped by max_seconds after %d trials", len(trials))
             break
-        arch = next((a for a in strategy.ask(1) if a.key not in seen), None)
-        if arch is None:
-            break
-        begin = time.perf_counter()
-        student, result = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, search, init,
-                                            params["seed"])
-        latency_ms = _latency(student, lat) if model is None else model.predict(arch)
-        value = reward(max(result["score"], 0.0), latency_ms, target_ms, search["reward"]["alpha"],
-                       search["reward"]["beta"])
-        strategy.tell(arch, value)
-        trial = {"trial": len(trials), "arch": arch.key, **arch.to_dict(), **result, "latency_ms": latency_ms,
-                 "speedup": teacher_ms / latency_ms, "reward": value, "seconds": time.perf_counter() - begin,
-                 "seed": params["seed"], "strategy": search["strategy"]}
-        trials.append(trial)
-        seen.add(arch.key)
-        trial_log.append(trial, {"num_trials": len(trials), "strategy": strategy.state_dict(),
-                                 "teacher_latency_ms": teacher_ms})
-        log.info("trial %d %s score=%.4f latency=%.1fms (%.2fx) reward=%.4f", trial["trial"], arch.key,
-                 result["score"], latency_ms, trial["speedup"], value)
+        if not round_left:
+            size = min(search.get("proposals_per_round", 1), budget - len(trials))
+            round_left = []
+            for arch in strategy.ask(size):
+                if arch.key not in seen and arch not in round_left:
+                    round_left.append(arch)
+            if not round_left:
+                break
+        results = evaluator(round_left)
+        for arch, result in zip(list(round_left), results):
+            latency_ms = (_latency(build_student(teacher, arch, init=init), lat) if model is None
+                          else model.predict(arch))  # latency does not depend on the weights
+            value = reward(max(result["score"], 0.0), latency_ms, target_ms, search["reward"]["alpha"],
+                           search["reward"]["beta"])
+            strategy.tell(arch, value)
+            round_left.remove(arch)
+            trial = {"trial": len(trials), "arch": arch.key, **arch.to_dict(), **result, "latency_ms": latency_ms,
+                     "speedup": teacher_ms / latency_ms, "reward": value, "seed": params["seed"],
+                     "strategy": search["strategy"]}
+            trials.append(trial)
+            seen.add(arch.key)
+            trial_log.append(trial, {"num_trials": len(trials), "strategy": strategy.state_dict(),
+                                     "round": [a.key for a in round_left], "teacher_latency_ms": teacher_ms})
+            log.info("trial %d %s score=%.4f latency=%.1fms (%.2fx) reward=%.4f", trial["trial"], arch.key,
+                     result["score"], latency_ms, trial["speedup"], value)
     return trials, {"strategy": strategy.state_dict(), "teacher_latency_ms": teacher_ms}
 
 
