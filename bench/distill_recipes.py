@@ -66,7 +66,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     teacher, tokenizer = load_teacher(results / "teacher/model", attn_implementation="eager")
     max_len = params["data"]["max_length"]
-    frame, logits = read_logit_table(results / "teacher/train_logits.parquet")
+    frame, logits = read_logit_table(results / "transfer/logits.parquet")
     train = encode(tokenizer, frame.head(args.train_rows), max_len, teacher_logits=logits[: args.train_rows])
     dev_frame = task_split(params, "dev", "dev_size")
     dev = encode(tokenizer, dev_frame, max_len)

@@ -1,5 +1,5 @@
-"""Stage 6, distill_full: pick the winner (best reward with measured latency) and distil it on the full
-training subset; export a plain Hugging Face model."""
+"""Stage 6, distill_full: pick the winner (best reward with measured latency) and distil it on the
+transfer set; export a plain Hugging Face model."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
@@ -7,7 +7,7 @@ from kdnas.pipeline.distill_full import distill_full_stage
 
 parser = stage_parser("distill_full", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
-parser.add_argument("--train-logits", required=True, help="input: training subset with teacher logits")
+parser.add_argument("--transfer", required=True, help="input: transfer set with teacher logits (parquet)")
 parser.add_argument("--ranking", required=True, help="input: ranked candidates (JSON)")
 parser.add_argument("--latency", required=True, help="input: latency table (CSV)")
 parser.add_argument("--model", required=True, help="output: distilled student (HF folder)")

@@ -1,5 +1,4 @@
-"""Stage 1, teacher: fine-tune the pretrained encoder on the task; save it, its dev metrics and its
-logits on the training subset (the full-distillation cache)."""
+"""Stage 1, teacher: fine-tune the pretrained encoder on the task; save it and its dev metrics."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
@@ -7,7 +6,6 @@ from kdnas.pipeline.teacher import teacher_stage
 
 parser = stage_parser("teacher", __doc__)
 parser.add_argument("--model", required=True, help="output: fine-tuned teacher (HF folder)")
-parser.add_argument("--train-logits", required=True, help="output: training subset with teacher logits (parquet)")
 parser.add_argument("--metrics", required=True, help="output: dev metrics (JSON)")
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def _stage(name):
 
 def _teacher_args(tmp_path, params_path):
     return ["--params", str(params_path), "--model", str(tmp_path / "out/model"),
-            "--train-logits", str(tmp_path / "out/logits.parquet"), "--metrics", str(tmp_path / "out/m.json")]
+            "--metrics", str(tmp_path / "out/m.json")]
 
 
 def _run_teacher(tmp_path, params, capsys):

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 DECLARED = [
     "results/teacher/model/model.safetensors", "results/teacher/model/config.json",
-    "results/teacher/model/tokenizer.json", "results/teacher/train_logits.parquet", "metrics/teacher.json",
+    "results/teacher/model/tokenizer.json", "results/transfer/logits.parquet", "metrics/teacher.json",
     "results/proxy/train.parquet", "results/proxy/dev.parquet",
     "results/search/trials.jsonl", "results/search/trials.csv", "results/search/topk.json",
     "results/latency_profile/predictor.json", "metrics/latency_profile.json", "results/search/pareto.csv", "results/search/hypervolume.csv", "metrics/search.json",
@@ -29,7 +29,7 @@ def test_every_stage_writes_its_declared_outputs(dvc_run):
     missing = [p for p in DECLARED if not (dvc_run / p).exists()]
     assert not missing
     log = (dvc_run / "repro.log").read_text()
-    for stage in ("teacher", "proxy", "latency_profile", "search", "distill_topk", "latency", "distill_full", "evaluate"):
+    for stage in ("teacher", "transfer", "proxy", "latency_profile", "search", "distill_topk", "latency", "distill_full", "evaluate"):
         assert f"Running stage '{stage}'" in log
         assert f"{stage}: wrote" in log  # each stage's one-line summary
 

@@ -66,7 +66,7 @@ def _sha(path):
 def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     root = make_pipeline_copy(tmp_path / "project", tiny_params())
     result = run(["snakemake", "--cores", "2"], root)
-    assert "9 of 9 steps (100%) done" in result.stdout + result.stderr
+    assert "10 of 10 steps (100%) done" in result.stdout + result.stderr
     produced = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
                 and p.parts[len(root.parts)] in ("results", "metrics", "plots", "report")
                 and p.name != ".snakemake_timestamp"}  # Snakemake's marker in directory outputs
@@ -74,7 +74,7 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
                 and p.parts[len(dvc_run.parts)] in ("results", "metrics", "plots", "report")}
     assert produced == expected
     # deterministic stages give byte-identical artifacts under both engines
-    for path in ("results/teacher/model/model.safetensors", "results/teacher/train_logits.parquet",
+    for path in ("results/teacher/model/model.safetensors", "results/transfer/logits.parquet",
                  "results/proxy/train.parquet", "results/proxy/dev.parquet", "metrics/teacher.json"):
         assert _sha(root / path) == _sha(dvc_run / path), path
     ours = pd.read_csv(root / "results/search/trials.csv")

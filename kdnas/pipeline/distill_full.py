@@ -44,7 +44,7 @@ def distill_full_stage(args, params: dict) -> str:
     build = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression)
     attn = "eager" if build.needs_attentions else None  # sdpa attention returns no attention maps
     teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn)
-    train = load_encoded(args.train_logits, tokenizer, params["data"]["max_length"])
+    train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
     student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"])
     if attn:
         student.config._attn_implementation = attn

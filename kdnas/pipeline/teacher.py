@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from kdnas.batching import encode
-from kdnas.cache import write_logit_table
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
 from kdnas.metrics import glue_metrics
@@ -27,10 +26,8 @@ def teacher_stage(args, params: dict) -> str:
                           seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
                           warmup_ratio=cfg.get("warmup_ratio", 0.0), desc="teacher")
     metrics = glue_metrics(task, dev_enc.labels, predict(model, dev_enc, desc="teacher dev"))
-    train_logits = predict(model, train_enc, desc="teacher logits")
     with atomic_path(args.model) as tmp:
         save_model(model, tokenizer, tmp)
-    write_logit_table(args.train_logits, train, train_logits)
     write_json(args.metrics, {"task": task.name, **metrics, "params": count_parameters(model),
                               "train_examples": len(train), "dev_examples": len(dev)})
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())

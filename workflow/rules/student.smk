@@ -3,7 +3,7 @@ rule distill_full:
     input:
         script="stages/distill_full.py",
         teacher=rules.teacher.output.model,
-        train_logits=rules.teacher.output.train_logits,
+        transfer=rules.transfer.output.out,
         ranking=rules.distill_topk.output.ranking,
         latency=rules.latency.output.table,
     output:
@@ -16,11 +16,11 @@ rule distill_full:
     log:
         f"{LOGS}/distill_full.log",
     message:
-        "Distilling the chosen student on the full training subset"
+        "Distilling the chosen student on the transfer set"
     threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher}"
-        " --train-logits {input.train_logits} --ranking {input.ranking} --latency {input.latency}"
+        " --transfer {input.transfer} --ranking {input.ranking} --latency {input.latency}"
         " --model {output.model} --summary {output.summary} 2> {log}"
 
 

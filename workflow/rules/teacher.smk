@@ -4,7 +4,6 @@ rule teacher:
         script="stages/teacher.py",
     output:
         model=directory("results/teacher/model"),
-        train_logits="results/teacher/train_logits.parquet",
         metrics="metrics/teacher.json",
     params:
         params_file=PARAMS_FILE,
@@ -16,7 +15,7 @@ rule teacher:
     threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --model {output.model}"
-        " --train-logits {output.train_logits} --metrics {output.metrics} 2> {log}"
+        " --metrics {output.metrics} 2> {log}"
 
 
 # Stage 2: proxy-train and proxy-dev sets with cached teacher logits.
@@ -33,6 +32,25 @@ rule proxy:
         f"{LOGS}/proxy.log",
     message:
         "Building the proxy sets"
+    threads: workflow.cores
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"
+
+
+# The transfer set for full distillation (the teacher's rows and more) with cached teacher logits.
+rule transfer:
+    input:
+        script="stages/transfer.py",
+        teacher=rules.teacher.output.model,
+    output:
+        out="results/transfer/logits.parquet",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data", "transfer"),
+    log:
+        f"{LOGS}/transfer.log",
+    message:
+        "Caching teacher logits on {config[transfer][size]} transfer rows"
     threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"

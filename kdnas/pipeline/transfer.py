@@ -1,0 +1,41 @@
+"""Stage: the transfer set for full distillation, with the teacher's logits cached once.
+
+Distilling from cached logits costs the student's time only, so the student can learn from more rows
+than the teacher was fine-tuned on: the transfer set is the teacher's training subset plus further
+label-stratified rows of the training split, up to ``transfer.size``.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from kdnas.batching import encode
+from kdnas.cache import write_logit_table
+from kdnas.data import load_split, stratified_subset
+from kdnas.pipeline.common import check_task_data, load_teacher, seed_everything
+from kdnas.tasks import get_task
+from kdnas.training import predict
+
+
+def transfer_set(params: dict) -> pd.DataFrame:
+    """The teacher's training rows first, then other rows of the split, up to ``transfer.size``."""
+    task = get_task(params["task"])
+    full = load_split(task.name, "train", params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
+    seed, regression = params["seed"], task.is_regression
+    taught = stratified_subset(full, params["data"]["train_size"], seed, regression, keep_index=True)
+    size = params["transfer"]["size"]
+    size = len(full) if size is None else min(size, len(full))
+    if size <= len(taught):
+        return taught.head(size).reset_index(drop=True)
+    extra = stratified_subset(full.drop(index=taught.index), size - len(taught), seed + 1, regression)
+    return pd.concat([taught, extra]).reset_index(drop=True)
+
+
+def transfer_stage(args, params: dict) -> str:
+    check_task_data(params, splits=("train",))
+    seed_everything(params["seed"])
+    frame = transfer_set(params)
+    teacher, tokenizer = load_teacher(args.teacher)
+    logits = predict(teacher, encode(tokenizer, frame, params["data"]["max_length"]), desc="teacher logits")
+    write_logit_table(args.out, frame, logits)
+    taught = min(len(frame), params["data"]["train_size"] or len(frame))
+    return f"wrote {args.out}: {len(frame)} rows with teacher logits ({taught} of them the teacher's training rows)"
