@@ -105,3 +105,24 @@ def test_parallel_workers_give_the_serial_trials(setup, tmp_path):
     timings = ("seconds", "train_seconds")
     assert [{k: v for k, v in t.items() if k not in timings} for t in parallel] == \
         [{k: v for k, v in t.items() if k not in timings} for t in serial]
+
+
+def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
+    import pandas as pd
+
+    from kdnas.pipeline.distill_full import pick_winner
+
+    params = tiny_params()
+    params["search"]["reward"].update(target_speedup=2.0, alpha=0.0, beta=-1.0)
+    params["search"]["latency"]["batch_size"] = 32
+    ranking = [{"arch": "L2-H384-A12-F768", "score": 0.85}, {"arch": "L1-H384-A12-F384", "score": 0.84},
+               {"arch": "L1-H384-A12-F1152", "score": 0.84}]
+    latency = pd.DataFrame([
+        {"model": "teacher", "batch_size": 32, "median_ms": 100.0, "speedup": 1.0},
+        {"model": "L2-H384-A12-F768", "batch_size": 32, "median_ms": 80.0, "speedup": 1.25},  # slower than target
+        {"model": "L1-H384-A12-F384", "batch_size": 32, "median_ms": 20.0, "speedup": 5.0},
+        {"model": "L1-H384-A12-F1152", "batch_size": 32, "median_ms": 30.0, "speedup": 3.3},
+    ])
+    winner = pick_winner(ranking, latency, params)
+    # 0.85 x (80 / 50)^-1 = 0.53 loses to 0.84 on target; of the two at 0.84 the faster wins
+    assert winner["arch"] == "L1-H384-A12-F384" and winner["final_reward"] == 0.84

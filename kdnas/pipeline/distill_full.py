@@ -17,7 +17,10 @@ from kdnas.training import train_model
 
 
 def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dict:
-    """Re-scores the ranked candidates with measured latency (the search's batch size) and takes the best."""
+    """Re-scores the ranked candidates with measured latency (the search's batch size) and takes the best.
+
+    Ties in reward go to the lower latency.
+    """
     batch_size = params["search"]["latency"]["batch_size"]
     sizes = sorted(latency["batch_size"].unique())
     batch_size = batch_size if batch_size in sizes else min(sizes, key=lambda s: abs(s - batch_size))
@@ -32,7 +35,8 @@ def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dic
         rescored.append({**row, "latency_ms": ms, "speedup": float(at.loc[row["arch"], "speedup"]),
                          "latency_batch_size": int(batch_size),
                          "final_reward": reward(max(row["score"], 0.0), ms, target_ms, rw["alpha"], rw["beta"])})
-    return max(rescored, key=lambda r: (r["final_reward"], r["arch"]))
+    # equal rewards (e.g. equal accuracy, both on target): the faster student wins
+    return max(rescored, key=lambda r: (r["final_reward"], -r["latency_ms"], r["arch"]))
 
 
 def distill_full_stage(args, params: dict) -> str:
