@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kdnas.errors import KdnasError
 from kdnas.tasks import GlueTask
@@ -98,6 +98,3 @@ def check_tokenizer_matches(tokenizer, model) -> None:
     if len(tokenizer) > vocab:
         raise ModelError(f"tokenizer has {len(tokenizer)} tokens but the model's embedding table has {vocab}")
 
-
-def config_of(path: str | Path):
-    return AutoConfig.from_pretrained(path)

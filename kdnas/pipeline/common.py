@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from kdnas.data import check_local_split, load_split, resolve_glue_dir, stratified_subset
-from kdnas.models import load_model, load_tokenizer
+from kdnas.models import check_tokenizer_matches, load_model, load_tokenizer
 from kdnas.tasks import get_task
 
 
@@ -34,5 +34,8 @@ def task_split(params: dict, split: str, size_key: str):
 
 
 def load_teacher(path, attn_implementation: str | None = None):
+    """A saved model and its tokenizer; refuses a tokenizer whose vocabulary the model cannot index."""
     model = load_model(path, attn_implementation=attn_implementation)
-    return model, load_tokenizer(str(path))
+    tokenizer = load_tokenizer(str(path))
+    check_tokenizer_matches(tokenizer, model)
+    return model, tokenizer

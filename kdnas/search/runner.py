@@ -147,5 +147,3 @@ def top_k(trials: list[dict], k: int) -> list[dict]:
         raise KdnasError(f"search.top_k = {k} exceeds the {len(trials)} trials the search produced")
     return sorted(trials, key=lambda t: (-t["reward"], t["arch"]))[:k]
 
-
-__all__ = ["run_search", "top_k", "TrialLog", "search_fingerprint", "Arch"]
