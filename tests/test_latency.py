@@ -18,12 +18,13 @@ def _bert(layers, hidden=128, heads=4, ffn=512):
 
 
 def test_a_model_twice_as_deep_measures_slower_and_counts_are_reported():
-    shallow, deep = _bert(2), _bert(4)
-    timed = measure_interleaved({"shallow": shallow, "deep": deep}, batch_size=8, seq_len=32, threads=1,
-                                warmup=2, repeats=7)
-    assert timed["deep"]["median_ms"] > 1.3 * timed["shallow"]["median_ms"]
+    # compute-bound sizes, so the encoder dominates; interleaved runs make machine noise hit both alike
+    shallow, deep = _bert(2, hidden=256, heads=4, ffn=1024), _bert(4, hidden=256, heads=4, ffn=1024)
+    timed = measure_interleaved({"shallow": shallow, "deep": deep}, batch_size=8, seq_len=64, threads=1,
+                                warmup=2, repeats=15)
+    assert timed["deep"]["median_ms"] > 1.2 * timed["shallow"]["median_ms"]
     for result in timed.values():
-        assert result["runs"] == 7 and result["batch_size"] == 8 and result["seq_len"] == 32
+        assert result["runs"] == 15 and result["batch_size"] == 8 and result["seq_len"] == 64
         assert result["iqr_ms"] >= 0
 
 
@@ -66,3 +67,20 @@ def test_validation_metrics_on_hand_made_numbers():
     got = validation_metrics([10.0, 22.0, 27.0], [10.0, 20.0, 30.0])
     assert got["spearman"] == pytest.approx(1.0)
     assert got["mape_percent"] == pytest.approx((0 + 10 + 10) / 3)
+
+
+def test_onnx_export_matches_pytorch_and_times_with_onnxruntime(tmp_path):
+    import torch
+
+    from kdnas.latency import dummy_inputs
+    from kdnas.onnx_runtime import OrtModel, export_onnx, max_abs_difference
+
+    model = _bert(2)
+    ort_model = OrtModel(export_onnx(model, tmp_path / "m.onnx"), model.config.vocab_size, threads=1)
+    inputs = dummy_inputs(model.config.vocab_size, batch_size=3, seq_len=24, seed=1)  # other shapes than exported
+    inputs["attention_mask"][1, 12:] = 0  # padding too
+    assert max_abs_difference(model, ort_model, inputs) < 1e-4
+    timed = measure_interleaved({"eager": model, "onnxruntime": ort_model}, batch_size=4, seq_len=16, threads=1,
+                                warmup=1, repeats=3)
+    assert timed["onnxruntime"]["runs"] == 3 and timed["onnxruntime"]["median_ms"] > 0
+    assert torch.get_num_threads() >= 1

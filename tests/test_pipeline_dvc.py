@@ -59,6 +59,8 @@ def test_latency_table_covers_teacher_and_candidates(dvc_run):
     ranking = json.loads((dvc_run / "results/distill_topk/ranking.json").read_text())
     assert set(table["model"]) == {"teacher"} | {r["arch"] for r in ranking}
     assert sorted(table["batch_size"].unique()) == sorted(params["latency"]["batch_sizes"])
+    assert set(table["backend"]) == set(params["latency"]["backends"])
+    assert len(table) == len(set(table["model"])) * len(params["latency"]["batch_sizes"]) * len(params["latency"]["backends"])
     assert (table["runs"] == params["latency"]["repeats"]).all()
     assert table["hw_cpu"].notna().all() and (table["hw_threads"] == params["latency"]["threads"]).all()
 

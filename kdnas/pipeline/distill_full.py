@@ -21,6 +21,7 @@ def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dic
 
     Ties in reward go to the lower latency.
     """
+    latency = latency[latency["backend"] == "eager"] if "backend" in latency else latency
     batch_size = params["search"]["latency"]["batch_size"]
     sizes = sorted(latency["batch_size"].unique())
     batch_size = batch_size if batch_size in sizes else min(sizes, key=lambda s: abs(s - batch_size))

@@ -29,7 +29,8 @@ def evaluate_stage(args, params: dict) -> str:
     summary = read_json(args.summary)
     latency = pd.read_csv(args.latency)
     arch = summary["winner"]["arch"]
-    speedups = {f"bs{row.batch_size}": round(row.speedup, 3) for row in latency.itertuples() if row.model == arch}
+    speedups = {("" if row.backend == "eager" else f"{row.backend}_") + f"bs{row.batch_size}": round(row.speedup, 3)
+                for row in latency.itertuples() if row.model == arch}
     main = task.main_metric
     metrics = {"task": task.name, "main_metric": main, "arch": arch, "teacher": scores["teacher"],
                "student": scores["student"],

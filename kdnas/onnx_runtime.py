@@ -1,0 +1,68 @@
+"""ONNX export of a sequence classifier and an ONNX Runtime model the latency harness can time.
+
+Uses PyTorch's TorchScript-based exporter (``dynamo=False``: no extra dependencies, dynamic batch and
+sequence axes) and ONNX Runtime's CPU provider. Both packages are the optional ``onnx`` extra.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdnas.errors import KdnasError
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def require_onnxruntime() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise KdnasError("latency backend 'onnxruntime' needs the onnx extra: pip install onnx onnxruntime") from None
+
+
+def export_onnx(model, path: str | Path, opset: int = 17) -> Path:
+    """Writes ``model`` as ONNX with dynamic batch and sequence axes; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.ones((2, 8), dtype=torch.long)
+    model.eval()
+    torch.onnx.export(model, (example, torch.ones_like(example), torch.zeros_like(example)), str(path),
+                      input_names=list(INPUTS), output_names=["logits"],
+                      dynamic_axes={name: {0: "batch", 1: "sequence"} for name in INPUTS}, opset_version=opset,
+                      dynamo=False)
+    return path
+
+
+class OrtModel:
+    """An ONNX Runtime session behind the small interface ``measure_interleaved`` uses."""
+
+    def __init__(self, path: str | Path, vocab_size: int, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.config = type("Config", (), {"vocab_size": vocab_size})()
+
+    def eval(self):
+        return self
+
+    def to(self, device):
+        if device != "cpu":
+            raise KdnasError("the onnxruntime latency backend measures on the CPU only")
+        return self
+
+    def __call__(self, **inputs) -> np.ndarray:
+        feed = {name: inputs[name].numpy() for name in INPUTS}
+        return self.session.run(None, feed)[0]
+
+
+def max_abs_difference(model, ort_model: OrtModel, inputs: dict[str, torch.Tensor]) -> float:
+    """Largest absolute logit difference between PyTorch and ONNX Runtime on ``inputs``."""
+    with torch.inference_mode():
+        expected = model(**inputs).logits.numpy()
+    return float(np.abs(ort_model(**inputs) - expected).max())
