@@ -11,6 +11,8 @@ import time
 import numpy as np
 import torch
 
+from kdnas.threads import torch_threads
+
 
 def hardware_identity(threads: int) -> dict:
     """What the numbers were measured on; results from different machines must never mix silently."""
@@ -67,10 +69,8 @@ def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, 
         name -> {"median_ms", "iqr_ms", "runs", "batch_size", "seq_len", "device"}.
     """
     check_device(device)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        times = {name: [] for name in models}
+    times = {name: [] for name in models}
+    with torch_threads(threads):
         with torch.inference_mode():
             prepared = {}
             for name, model in models.items():
@@ -82,8 +82,6 @@ def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, 
             for _ in range(repeats):
                 for name, model in models.items():
                     times[name].append(_time_once(model, prepared[name], device))
-    finally:
-        torch.set_num_threads(previous_threads)
     result = {}
     for name, values in times.items():
         q1, median, q3 = np.percentile(values, [25, 50, 75])

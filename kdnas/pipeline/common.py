@@ -26,11 +26,15 @@ def check_task_data(params: dict, splits=("train", "dev")) -> None:
             check_local_split(task, local, split)
 
 
+def full_split(params: dict, split: str):
+    """A whole split of the configured task, from the configured GLUE folder (or the hub)."""
+    return load_split(params["task"], split, params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
+
+
 def task_split(params: dict, split: str, size_key: str):
     """The configured subset of a split (``data.train_size`` / ``data.dev_size``), deterministic under seed."""
     task = get_task(params["task"])
-    frame = load_split(task.name, split, params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
-    return stratified_subset(frame, params["data"][size_key], params["seed"], task.is_regression)
+    return stratified_subset(full_split(params, split), params["data"][size_key], params["seed"], task.is_regression)
 
 
 def load_teacher(path, attn_implementation: str | None = None):

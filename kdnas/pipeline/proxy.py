@@ -5,9 +5,9 @@ from pathlib import Path
 
 from kdnas.batching import encode
 from kdnas.cache import write_logit_table
-from kdnas.data import load_split, split_proxy
+from kdnas.data import split_proxy
 from kdnas.io import atomic_path
-from kdnas.pipeline.common import check_task_data, load_teacher, seed_everything
+from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
 from kdnas.tasks import get_task
 from kdnas.training import predict
 
@@ -16,7 +16,7 @@ def proxy_stage(args, params: dict) -> str:
     task = get_task(params["task"])
     check_task_data(params, splits=("train",))
     seed_everything(params["seed"])
-    frame = load_split(task.name, "train", params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
+    frame = full_split(params, "train")
     cfg = params["proxy"]
     # a different seed stream than the teacher's subset, so proxy-dev is not just the teacher's first rows
     train, dev = split_proxy(frame, cfg["train_size"], cfg["dev_size"], params["seed"] + 7919, task.is_regression)

@@ -10,8 +10,8 @@ import pandas as pd
 
 from kdnas.batching import encode
 from kdnas.cache import write_logit_table
-from kdnas.data import load_split, stratified_subset
-from kdnas.pipeline.common import check_task_data, load_teacher, seed_everything
+from kdnas.data import stratified_subset
+from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
 from kdnas.tasks import get_task
 from kdnas.training import predict
 
@@ -19,7 +19,7 @@ from kdnas.training import predict
 def transfer_set(params: dict) -> pd.DataFrame:
     """The teacher's training rows first, then other rows of the split, up to ``transfer.size``."""
     task = get_task(params["task"])
-    full = load_split(task.name, "train", params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
+    full = full_split(params, "train")
     seed, regression = params["seed"], task.is_regression
     taught = stratified_subset(full, params["data"]["train_size"], seed, regression, keep_index=True)
     size = params["transfer"]["size"]

@@ -7,24 +7,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
-import torch
-
 from kdnas.arch import Arch
 from kdnas.candidates import distill_candidate
-
-
-@contextmanager
-def _threads(count: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+from kdnas.threads import torch_threads
 
 
 def threads_per_candidate(params: dict) -> int:
@@ -34,7 +22,7 @@ def threads_per_candidate(params: dict) -> int:
 
 def _evaluate(teacher, task, train, dev, params: dict, arch: Arch) -> dict:
     begin = time.perf_counter()
-    with _threads(threads_per_candidate(params)):
+    with torch_threads(threads_per_candidate(params)):
         _, result = distill_candidate(teacher, arch, task, train, dev, params["search"], params["space"]["init"],
                                       params["seed"])
     return {**result, "seconds": time.perf_counter() - begin}
