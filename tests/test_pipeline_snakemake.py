@@ -58,6 +58,14 @@ def test_rule_outputs_match_dvc_outs():
         assert declared == dvc_outs, name
 
 
+def _artifacts(root):
+    """Pipeline outputs under root, without each engine's bookkeeping (DVC's .gitignore files,
+    Snakemake's markers in directory outputs)."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+            and p.parts[len(root.parts)] in ("results", "metrics", "plots", "report")
+            and p.name not in (".gitignore", ".snakemake_timestamp")}
+
+
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -67,11 +75,7 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     root = make_pipeline_copy(tmp_path / "project", tiny_params())
     result = run(["snakemake", "--cores", "2"], root)
     assert "10 of 10 steps (100%) done" in result.stdout + result.stderr
-    produced = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
-                and p.parts[len(root.parts)] in ("results", "metrics", "plots", "report")
-                and p.name != ".snakemake_timestamp"}  # Snakemake's marker in directory outputs
-    expected = {p.relative_to(dvc_run).as_posix() for p in dvc_run.rglob("*") if p.is_file()
-                and p.parts[len(dvc_run.parts)] in ("results", "metrics", "plots", "report")}
+    produced, expected = _artifacts(root), _artifacts(dvc_run)
     assert produced == expected
     # deterministic stages give byte-identical artifacts under both engines
     for path in ("results/teacher/model/model.safetensors", "results/transfer/logits.parquet",
