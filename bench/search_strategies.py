@@ -13,6 +13,7 @@ Run after `dvc repro` (it reads results/teacher and results/proxy):
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -20,7 +21,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from kdnas.arch import Arch
 from kdnas.search.pareto import hypervolume
 from kdnas.search.registry import build_strategy
 from kdnas.search.reward import reward
@@ -62,11 +62,9 @@ def build_table(params: dict, results: Path, path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_strategy(name: str, seed: int, table: pd.DataFrame, params: dict, budget: int, kwargs: dict) -> pd.DataFrame:
+def run_strategy(name: str, seed: int, table: pd.DataFrame, space: SearchSpace, params: dict, budget: int,
+                 kwargs: dict) -> pd.DataFrame:
     lookup = table.set_index("arch")
-    space = SearchSpace([*{Arch.from_key(a).layers for a in table.arch}], [*{Arch.from_key(a).hidden for a in table.arch}],
-                        [*{Arch.from_key(a).heads for a in table.arch}], [*{Arch.from_key(a).ffn for a in table.arch}])
-    space.archs = [Arch.from_key(a) for a in sorted(table.arch)]  # exactly the tabulated architectures
     rw = params["search"]["reward"]
     teacher_ms = float(table["teacher_latency_ms"].median())
     target = teacher_ms / rw["target_speedup"]
@@ -101,11 +99,16 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = build_table(params, Path(args.results), out / "space_table.csv")
+    teacher = json.loads((Path(args.results) / "teacher/model/config.json").read_text())
+    space = SearchSpace.from_params(params["space"], max_head_size=teacher["hidden_size"] // teacher["num_attention_heads"])
+    if {a.key for a in space.archs} != set(table.arch):
+        raise SystemExit("bench/out/space_table.csv was built for another space: delete it to rebuild")
     best_possible = max(reward(max(r.score, 0), r.latency_ms, r.teacher_latency_ms / params["search"]["reward"]["target_speedup"],
                                params["search"]["reward"]["alpha"], params["search"]["reward"]["beta"]) for r in table.itertuples())
     kwargs = {s: {} for s in STRATEGIES}
     kwargs["kdnas"] = params["search"].get("strategy_kwargs", {}) if params["search"]["strategy"] == "kdnas" else {}
-    runs = pd.concat([run_strategy(s, seed, table, params, args.budget, kwargs[s]) for s in STRATEGIES for seed in args.seeds])
+    runs = pd.concat([run_strategy(s, seed, table, space, params, args.budget, kwargs[s])
+                      for s in STRATEGIES for seed in args.seeds])
     runs.to_csv(out / "search_runs.csv", index=False)
     final = runs[runs.step == args.budget]
     random_best = final[final.strategy == "random"]["best_reward"].mean()
