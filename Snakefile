@@ -1,5 +1,5 @@
 # kdnas under Snakemake: the same seven stages as dvc.yaml, calling the same CLIs in stages/.
-# Run locally with `snakemake --cores 2`; see workflow/profiles/ for cluster profiles.
+# Run locally with `snakemake --cores 2`; any Snakemake executor (e.g. SLURM) runs the same rules.
 configfile: "params.yaml"
 
 
