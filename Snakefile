@@ -1,4 +1,4 @@
-# kdnas under Snakemake: the same seven stages as dvc.yaml, calling the same CLIs in stages/.
+# kdnas under Snakemake: the same stages as dvc.yaml, calling the same CLIs in stages/.
 # Run locally with `snakemake --cores 2`; any Snakemake executor (e.g. SLURM) runs the same rules.
 configfile: "params.yaml"
 
