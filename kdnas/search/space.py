@@ -55,11 +55,6 @@ class SearchSpace:
             out.append(options.index(getattr(arch, d)) / max(1, len(options) - 1))
         return np.array(out, dtype=np.float64)
 
-    def decode_nearest(self, vector: np.ndarray) -> Arch:
-        """The valid architecture whose encoding is closest to ``vector`` (snaps continuous proposals)."""
-        encoded = np.stack([self.encode(a) for a in self.archs])
-        return self.archs[int(np.argmin(((encoded - vector) ** 2).sum(1)))]
-
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
         """Changes one dimension to a neighbouring choice, retrying until the result is valid."""
         for _ in range(100):

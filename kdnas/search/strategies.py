@@ -179,7 +179,7 @@ class TrustRegionBO(Strategy):
     per-dimension length scales plus a white-noise kernel, ``normalize_y``) is fitted to every observation
     in [0, 1]^4. After ``n_init`` random proposals, ``n_candidates`` points are drawn uniformly in a
     hypercube of side ``L`` centred on the best point of the current region, each is snapped to its nearest
-    valid unseen architecture (the masked counterpart of ``SearchSpace.decode_nearest``) and the one with the
+    valid unseen architecture (nearest by encoding) and the one with the
     highest expected improvement (or a Thompson sample) is proposed. ``success_tolerance`` consecutive
     improvements double ``L`` (up to ``length_max``), ``failure_tolerance`` consecutive failures halve it;
     once ``L < length_min`` the region restarts with side ``length_init`` around a uniformly random point.
