@@ -50,6 +50,19 @@ class LatencyPredictor:
         return cls(data["coefficients"], data["batch_size"], data["seq_len"], data["hardware"])
 
 
+def check_same_hardware(predictor: dict, threads: int) -> None:
+    """Refuses a predictor measured on other hardware (CPU model, GPU or thread count): never mix silently."""
+    from kdnas.errors import KdnasError
+    from kdnas.latency import hardware_identity
+
+    here = hardware_identity(threads)
+    there = predictor.get("hardware", {})
+    for key in ("cpu", "gpu", "threads"):
+        if key in there and there[key] != here[key]:
+            raise KdnasError(f"latency predictor was measured with {key} {there[key]!r}, this machine has "
+                             f"{here[key]!r}: rerun the latency_profile stage here (dvc repro -f latency_profile)")
+
+
 def validation_metrics(predicted: list[float], measured: list[float]) -> dict:
     """Spearman rank correlation and mean absolute percentage error on held-out architectures."""
     from scipy.stats import spearmanr

@@ -63,6 +63,18 @@ def test_predictor_round_trip_and_ordering(tmp_path):
     assert loaded.hardware == {"cpu": "test"} and loaded.batch_size == 32
 
 
+def test_a_predictor_from_other_hardware_is_refused():
+    from kdnas.errors import KdnasError
+    from kdnas.latency_model import check_same_hardware
+
+    here = hardware_identity(threads=2)
+    check_same_hardware({"hardware": here}, threads=2)
+    with pytest.raises(KdnasError, match="measured with cpu 'Other CPU', this machine has"):
+        check_same_hardware({"hardware": {**here, "cpu": "Other CPU"}}, threads=2)
+    with pytest.raises(KdnasError, match="measured with threads 2, this machine has 1"):
+        check_same_hardware({"hardware": here}, threads=1)
+
+
 def test_validation_metrics_on_hand_made_numbers():
     got = validation_metrics([10.0, 22.0, 27.0], [10.0, 20.0, 30.0])
     assert got["spearman"] == pytest.approx(1.0)

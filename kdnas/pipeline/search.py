@@ -7,6 +7,7 @@ import pandas as pd
 
 from kdnas.cache import load_encoded
 from kdnas.io import atomic_path, read_json, write_json
+from kdnas.latency_model import check_same_hardware
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.pareto import hypervolume_curve, pareto_front
@@ -36,7 +37,10 @@ def search_stage(args, params: dict) -> str:
     max_len = params["data"]["max_length"]
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
-    predictor = read_json(args.latency_predictor) if params["search"]["latency"]["mode"] == "predicted" else None
+    predictor = None
+    if params["search"]["latency"]["mode"] == "predicted":
+        predictor = read_json(args.latency_predictor)
+        check_same_hardware(predictor, params["latency"]["threads"])
     if params["search"].get("workers", 1) > 1:
         evaluator = ParallelEvaluator(params, args.teacher, args.proxy)
     else:
