@@ -4,12 +4,12 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-import torch.nn.functional as F
 import torch
 
 from kdnas.arch import Arch
 from kdnas.batching import Encoded
 from kdnas.losses import build_loss
+from kdnas.losses.logits import LogitKD
 from kdnas.metrics import glue_metrics
 from kdnas.students import build_student
 from kdnas.tasks import GlueTask
@@ -23,10 +23,9 @@ def candidate_seed(seed: int, arch: Arch) -> int:
 
 def kd_loss_on(task: GlueTask, student_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
     """Mean distillation loss against the teacher on held-out examples (lower is better)."""
-    s, t = torch.from_numpy(student_logits), torch.from_numpy(teacher_logits)
-    if task.is_regression:
-        return float(F.mse_loss(s, t))
-    return float(F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean"))
+    loss = LogitKD(temperature=1.0, regression=task.is_regression)  # the training term itself, at T = 1
+    with torch.no_grad():
+        return float(loss({"logits": torch.tensor(student_logits)}, {"logits": torch.tensor(teacher_logits)}, None))
 
 
 def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,

@@ -89,7 +89,7 @@ def read_glue_tsv(task: GlueTask, path: Path) -> pd.DataFrame:
         for line_no, row in enumerate(reader, start=2 if task.has_header else 1):
             if not row:
                 continue
-            if (expected and len(row) != expected and not (task.name == "mnli")) or len(row) < needed:
+            if (expected and len(row) != expected) or len(row) < needed:
                 raise DataError(f"{path}:{line_no}: expected {expected or needed} tab-separated columns, got {len(row)}")
             texts = [row[i] for i in task.text_columns]
             rows.append((texts[0], texts[1] if len(texts) > 1 else None,
