@@ -65,8 +65,9 @@ def _check_cross_fields(params: dict[str, Any]) -> None:
     except KdnasError as error:
         raise ParamsError(f"params: task = {params['task']!r} is invalid: {error}") from None
     search = params["search"]
-    if search["top_k"] > search["candidates"]:
-        raise ParamsError(f"params: search.top_k = {search['top_k']} exceeds search.candidates = "
+    k = params["distill_topk"]["k"]
+    if k > search["candidates"]:
+        raise ParamsError(f"params: distill_topk.k = {k} exceeds search.candidates = "
                           f"{search['candidates']} (top-k must come from evaluated trials)")
     try:
         SearchSpace.from_params(params["space"])  # raises when no architecture is valid

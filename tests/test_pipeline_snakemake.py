@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 
@@ -12,50 +13,106 @@ import yaml
 from conftest import REPO, make_pipeline_copy, run, tiny_params
 
 SHELL = re.compile(r"^Shell command: (.*?)(?: 2> \S+)?$", re.M)
+NODE = re.compile(r'<font point-size="18">(\w+)</font>(.*?)</table>', re.S)
+FILE = re.compile(r'<font face="monospace">(.*?)</font>')
+
+# The one documented difference between the engines. DVC cannot fan out at run time, so its distill_topk
+# stage distils the top-k in a loop in one process; Snakemake's search is a checkpoint, each of the top-k
+# gets a distill_candidate job, and distill_topk gathers their results. Together the two rules must do
+# what the stage does: the same command (split in two), deps, params and outs, plus the per-candidate files.
+FAN_OUT = {"distill_topk": "distill_candidate"}
+CANDIDATE_FILE = "results/distill_topk/candidates/{arch}.json"
+ARCH = "L1-H128-A4-F384"  # any architecture key: the dry run plans its candidate job
 
 
 def _dvc_stages():
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
-def _dry_run(cwd):
-    # --forceall: plan every job even where a local run has left outputs behind
-    return run(["snakemake", "-n", "-p", "--forceall", "--cores", "1"], cwd).stdout
-
-
 def _normalise(cmd: str) -> str:
     return " ".join(cmd.split())
 
 
-def test_dry_run_plans_the_dvc_stages_with_the_same_commands():
-    out = _dry_run(REPO)
-    commands = {re.search(r"stages/(\w+)\.py", c).group(1): _normalise(c) for c in SHELL.findall(out) if c != "None"}
+@pytest.fixture(scope="module")
+def plan():
+    """Every command Snakemake plans (--forceall: even where a local run has left outputs), and each rule's
+    input and output files from its file graph."""
+    targets = ["all", CANDIDATE_FILE.format(arch=ARCH)]
+    commands = [_normalise(c) for c in SHELL.findall(run(["snakemake", "-n", "-p", "--forceall", "--cores", "1",
+                                                          *targets], REPO).stdout) if c != "None"]
+    graph = run(["snakemake", "--filegraph", "--forceall", "--cores", "1", *targets], REPO).stdout
+    files = {}
+    for rule, body in NODE.findall(graph):
+        inputs, _, outputs = body.partition("output &rarr;")
+        files[rule] = ({html.unescape(f) for f in FILE.findall(inputs)}, {html.unescape(f) for f in FILE.findall(outputs)})
+    return commands, files
+
+
+def test_dry_run_plans_the_dvc_stages_with_the_same_commands(plan):
+    commands, _ = plan
     stages = _dvc_stages()
-    assert set(commands) == set(stages)
+    by_stage = {}
+    for cmd in commands:
+        by_stage.setdefault(re.search(r"stages/(\w+)\.py", cmd).group(1), []).append(cmd)
+    assert set(by_stage) == set(stages)
     for name, stage in stages.items():
-        assert commands[name] == _normalise(stage["cmd"]), name
+        dvc_cmd = _normalise(stage["cmd"])
+        if name not in FAN_OUT:
+            assert by_stage[name] == [dvc_cmd], name
+            continue
+        # the candidate job: the stage's command for one architecture, writing its own file
+        candidate, gather = sorted(by_stage[name], key=lambda c: "--gather" in c)
+        ranking = re.search(r"--ranking \S+", dvc_cmd).group(0)
+        assert candidate == dvc_cmd.replace(ranking, f"--arch {ARCH} --candidate {CANDIDATE_FILE.format(arch=ARCH)}")
+        # the gather: ranks the candidates' files into the stage's output
+        assert re.fullmatch(rf"python stages/{name}\.py --params params\.yaml --gather( \S+)+ {ranking}", gather), gather
+
+
+def _dvc_deps(stage):
+    """A stage's file deps, without the kdnas modules (Snakemake reruns on code through its rule's command)."""
+    return {d for d in stage["deps"] if not d.startswith("kdnas/")}
+
+
+def _dvc_outs(stage):
+    return {next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
+
+
+def test_rules_read_and_write_the_dvc_files(plan):
+    _, files = plan
+    stages = _dvc_stages()
+    assert set(files) == set(stages) | set(FAN_OUT.values()) | {"all"}
+    for name, stage in stages.items():
+        inputs, outputs = files[name]
+        if name in FAN_OUT:
+            cand_inputs, cand_outputs = files[FAN_OUT[name]]
+            assert {re.sub(r",[^}]*}", "}", f) for f in cand_outputs} == {CANDIDATE_FILE}
+            assert "<input function>" in inputs  # the candidates' files, known once the search has run
+            inputs = (inputs - {"<input function>"}) | cand_inputs
+        assert inputs == _dvc_deps(stage), name
+        assert outputs == _dvc_outs(stage), name
+
+
+def _tracked():
+    text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    rules = dict(re.findall(r"^(?:rule|checkpoint) (\w+):.*?tracked=block\(([^)]*)\)", text, re.M | re.S))
+    return {name: {k.strip().strip('"') for k in keys.replace("\n", " ").split(",") if k.strip()}
+            for name, keys in rules.items()}
 
 
 def test_rules_track_the_same_params_as_dvc():
-    text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
-    rules = dict(re.findall(r"^rule (\w+):.*?tracked=block\(([^)]*)\)", text, re.M | re.S))
-    stages = _dvc_stages()
-    assert set(rules) == set(stages)
+    rules, stages = _tracked(), _dvc_stages()
+    assert set(rules) == set(stages) | set(FAN_OUT.values())
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text())
     for name, stage in stages.items():
-        tracked = [k.strip().strip('"') for k in rules[name].replace("\n", " ").split(",") if k.strip()]
+        tracked = rules[name]
+        if name in FAN_OUT:
+            candidate = rules[FAN_OUT[name]]
+            assert f"{name}.k" not in candidate, "changing k must not rerun the candidates already distilled"
+            # DVC tracks the whole block; the two rules split it between them, key by key
+            union, block_keys = tracked | candidate, {f"{name}.{key}" for key in defaults[name]}
+            assert block_keys <= union, f"{name}: keys no rule tracks: {block_keys - union}"
+            tracked = (union - block_keys) | {name}
         assert sorted(tracked) == sorted(stage["params"]), name
-
-
-def test_rule_outputs_match_dvc_outs():
-    stages = _dvc_stages()
-    text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
-    for name, stage in stages.items():
-        block = re.search(rf"^rule {name}:(.*?)^\s+params:", text, re.M | re.S).group(1)
-        outputs = block.split("output:")[1]
-        declared = set(re.findall(r'"([^"]+)"', outputs))
-        dvc_outs = {next(iter(o)) if isinstance(o, dict) else o
-                    for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
-        assert declared == dvc_outs, name
 
 
 def _artifacts(root):

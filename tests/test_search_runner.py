@@ -29,7 +29,7 @@ def setup():
         enc.teacher_logits = predict(teacher, enc)
         data.append(enc)
     params = tiny_params()
-    params["search"].update(candidates=4, top_k=2, strategy="kdnas", proposals_per_round=2, threads_per_candidate=1,
+    params["search"].update(candidates=4, strategy="kdnas", proposals_per_round=2, threads_per_candidate=1,
                             strategy_kwargs={"episode_size": 2, "pool_factor": 2, "train_epochs": 20})
     params["space"].update(layers=[1, 2], hidden=[128, 192], heads=[4, 6], ffn=[384])
     return params, teacher, task, data, (teacher, tokenizer, train, dev)
@@ -79,7 +79,7 @@ def test_changed_search_params_start_a_new_log_and_keep_the_old(setup, tmp_path)
     params = setup[0]
     path = tmp_path / "trials.jsonl"
     small = json.loads(json.dumps(params))
-    small["search"].update(candidates=2, top_k=1)
+    small["search"].update(candidates=2)
     _run(setup, path, small)
     first = path.read_text()
     small["search"]["lr"] = 2e-4

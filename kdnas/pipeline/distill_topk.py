@@ -1,4 +1,10 @@
-"""Stage 4: longer proxy distillation of the top-k, ranked by reward."""
+"""Stage 4: longer proxy distillation of the search's top-k, ranked by reward.
+
+Three modes over the same per-candidate code, so both engines give the same ranking:
+- ``run`` (DVC): every top-k candidate in one process, then the ranking;
+- ``candidate`` (a Snakemake job per candidate, fanned out from the search checkpoint): one candidate;
+- ``gather`` (Snakemake): the per-candidate results, ranked.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,33 +12,80 @@ from pathlib import Path
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
 from kdnas.candidates import distill_candidate
+from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.reward import reward
 from kdnas.tasks import get_task
 
 
-def distill_topk_stage(args, params: dict) -> str:
-    task = get_task(params["task"])
-    seed_everything(params["seed"])
-    candidates = read_json(args.topk)
-    teacher, tokenizer = load_teacher(args.teacher)
-    max_len = params["data"]["max_length"]
-    train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
-    dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
-    rw = params["search"]["reward"]
-    ranking = []
-    for trial in candidates:
+def select_topk(ranked: list[dict], k: int) -> list[dict]:
+    """The first k trials of the search's ranking (best reward first)."""
+    if k > len(ranked):
+        raise KdnasError(f"distill_topk.k = {k} exceeds the {len(ranked)} trials the search produced")
+    return ranked[:k]
+
+
+def find_trial(ranked: list[dict], key: str) -> dict:
+    for trial in ranked:
+        if trial["arch"] == key:
+            return trial
+    raise KdnasError(f"candidate {key!r} is not among the search's {len(ranked)} trials")
+
+
+class _ProxyRun:
+    """The teacher and proxy sets, loaded once for any number of candidates."""
+
+    def __init__(self, args, params: dict):
+        self.params = params
+        self.task = get_task(params["task"])
+        seed_everything(params["seed"])
+        self.teacher, tokenizer = load_teacher(args.teacher)
+        max_len = params["data"]["max_length"]
+        self.train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
+        self.dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
+
+    def distill(self, trial: dict) -> dict:
+        """One candidate's longer distillation, with what the search measured (no reward yet)."""
         arch = Arch.from_key(trial["arch"])
-        _, result = distill_candidate(teacher, arch, task, train, dev, params["distill_topk"],
-                                      params["space"]["init"], params["seed"], show_progress=True)
-        target_ms = trial["latency_ms"] * trial["speedup"] / rw["target_speedup"]  # teacher_ms / target speed-up
-        value = reward(max(result["score"], 0.0), trial["latency_ms"], target_ms, rw["alpha"], rw["beta"])
-        ranking.append({"arch": arch.key, **arch.to_dict(), **result, "search_score": trial["score"],
-                        "search_latency_ms": trial["latency_ms"], "search_speedup": trial["speedup"],
-                        "reward": value})
+        _, result = distill_candidate(self.teacher, arch, self.task, self.train, self.dev, self.params["distill_topk"],
+                                      self.params["space"]["init"], self.params["seed"], show_progress=True)
+        return {"arch": arch.key, **arch.to_dict(), **result, "search_score": trial["score"],
+                "search_latency_ms": trial["latency_ms"], "search_speedup": trial["speedup"]}
+
+
+def rank_candidates(rows: list[dict], rw: dict) -> list[dict]:
+    """Rewards each distilled candidate (search latency, longer-distilled score) and ranks them."""
+    ranking = []
+    for row in rows:
+        target_ms = row["search_latency_ms"] * row["search_speedup"] / rw["target_speedup"]  # teacher_ms / target
+        value = reward(max(row["score"], 0.0), row["search_latency_ms"], target_ms, rw["alpha"], rw["beta"])
+        ranking.append({**row, "reward": value})
     ranking.sort(key=lambda r: (-r["reward"], r["arch"]))
     for rank, row in enumerate(ranking, start=1):
         row["rank"] = rank
+    return ranking
+
+
+def _summary(path, ranking: list[dict]) -> str:
+    return f"wrote {path}: {len(ranking)} candidates, first {ranking[0]['arch']} reward {ranking[0]['reward']:.4f}"
+
+
+def distill_topk_stage(args, params: dict) -> str:
+    k = params["distill_topk"]["k"]
+    if args.gather:
+        if len(args.gather) != k:  # the fan-out must have produced exactly the top-k
+            raise KdnasError(f"distill_topk.k = {k} but {len(args.gather)} candidate results were given")
+        ranking = rank_candidates([read_json(path) for path in args.gather], params["search"]["reward"])
+        write_json(args.ranking, ranking)
+        return _summary(args.ranking, ranking)
+    ranked = read_json(args.ranked)
+    if args.arch:
+        trial = find_trial(ranked, args.arch)  # checked before loading any model
+        write_json(args.candidate, _ProxyRun(args, params).distill(trial))
+        return f"wrote {args.candidate}: {args.arch}"
+    chosen = select_topk(ranked, k)
+    proxy_run = _ProxyRun(args, params)
+    ranking = rank_candidates([proxy_run.distill(trial) for trial in chosen], params["search"]["reward"])
     write_json(args.ranking, ranking)
-    return f"wrote {args.ranking}: {len(ranking)} candidates, first {ranking[0]['arch']} reward {ranking[0]['reward']:.4f}"
+    return _summary(args.ranking, ranking)

@@ -49,17 +49,17 @@ def search_stage(args, params: dict) -> str:
         trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor)
     finally:
         evaluator.close()
-    best = top_k(trials, params["search"]["top_k"])
+    ranked = top_k(trials, len(trials))  # the full ranking: distill_topk takes its k from it
     table, front, curve = search_tables(trials, state["teacher_latency_ms"])
     for frame, path in ((table, args.trials_csv), (front, args.pareto), (curve, args.hypervolume)):
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
-    write_json(args.topk, best)
+    write_json(args.ranked, ranked)
     write_json(args.metrics, {
-        "strategy": params["search"]["strategy"], "trials": len(trials), "best_reward": best[0]["reward"],
-        "best_arch": best[0]["arch"], "hypervolume": float(curve["hypervolume"].iloc[-1]),
+        "strategy": params["search"]["strategy"], "trials": len(trials), "best_reward": ranked[0]["reward"],
+        "best_arch": ranked[0]["arch"], "hypervolume": float(curve["hypervolume"].iloc[-1]),
         "pareto_size": int(table["pareto"].sum()), "teacher_latency_ms": state["teacher_latency_ms"],
         "search_seconds": float(table["seconds"].sum()),
         "prediction_error_per_episode": state["strategy"].get("prediction_errors", [])})
-    return (f"wrote {args.trials} ({len(trials)} trials) and {args.topk}: best {best[0]['arch']} "
-            f"reward {best[0]['reward']:.4f} ({task.main_metric} {best[0]['score']:.4f}, {best[0]['speedup']:.2f}x)")
+    return (f"wrote {args.trials} ({len(trials)} trials) and {args.ranked}: best {ranked[0]['arch']} "
+            f"reward {ranked[0]['reward']:.4f} ({task.main_metric} {ranked[0]['score']:.4f}, {ranked[0]['speedup']:.2f}x)")

@@ -13,14 +13,16 @@ rule latency_profile:
         f"{LOGS}/latency_profile.log",
     message:
         "Profiling latency of {config[latency_profile][samples]} architectures"
+    # timings need the whole machine: no other job beside it (SLURM profiles add --exclusive)
     threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher}"
         " --predictor {output.predictor} --metrics {output.metrics} 2> {log}"
 
 
-# Stage 3: search student architectures on the proxy set; log every trial and keep the top-k.
-rule search:
+# Stage 3: search student architectures on the proxy set; log every trial and rank them by reward.
+# A checkpoint: which architectures distill_topk fans out to is known only once the search has run.
+checkpoint search:
     input:
         script="stages/search.py",
         teacher=rules.teacher.output.model,
@@ -30,7 +32,7 @@ rule search:
         trials="results/search/trials.jsonl",
         state="results/search/trials.state.json",
         trials_csv="results/search/trials.csv",
-        topk="results/search/topk.json",
+        ranked="results/search/ranked.json",
         pareto="results/search/pareto.csv",
         hypervolume="results/search/hypervolume.csv",
         metrics="metrics/search.json",
@@ -41,33 +43,14 @@ rule search:
         f"{LOGS}/search.log",
     message:
         "Searching architectures with {config[search][strategy]}"
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
-        " --latency-predictor {input.predictor} --trials {output.trials} --trials-csv {output.trials_csv} --topk {output.topk}"
+        " --latency-predictor {input.predictor} --trials {output.trials} --trials-csv {output.trials_csv} --ranked {output.ranked}"
         " --pareto {output.pareto} --hypervolume {output.hypervolume} --metrics {output.metrics} 2> {log}"
 
 
-# Stage 4: distil the top-k longer on the proxy set and rank them by reward.
-rule distill_topk:
-    input:
-        script="stages/distill_topk.py",
-        teacher=rules.teacher.output.model,
-        proxy=rules.proxy.output.out,
-        topk=rules.search.output.topk,
-    output:
-        ranking="results/distill_topk/ranking.json",
-    params:
-        params_file=PARAMS_FILE,
-        tracked=block("seed", "task", "data.max_length", "space.init", "search.reward", "distill_topk"),
-    log:
-        f"{LOGS}/distill_topk.log",
-    message:
-        "Distilling the top-{config[search][top_k]} candidates on the proxy set"
-    threads: workflow.cores
-    shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
-        " --topk {input.topk} --ranking {output.ranking} 2> {log}"
+# Stage 4 (distill_topk) fans out from the search checkpoint: one job per top-k candidate, then a ranking.
+include: "topk.smk"
 
 
 # Stage 5: careful latency of teacher and ranked candidates (a whole machine, so timings are not shared).
@@ -86,6 +69,7 @@ rule latency:
         f"{LOGS}/latency.log",
     message:
         "Measuring latency"
+    # timings need the whole machine: no other job beside it (SLURM profiles add --exclusive)
     threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --ranking {input.ranking}"

@@ -17,7 +17,6 @@ rule distill_full:
         f"{LOGS}/distill_full.log",
     message:
         "Distilling the chosen student on the transfer set"
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher}"
         " --transfer {input.transfer} --ranking {input.ranking} --latency {input.latency}"
@@ -45,7 +44,6 @@ rule evaluate:
         f"{LOGS}/evaluate.log",
     message:
         "Evaluating teacher and student"
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --student {input.student}"
         " --summary {input.summary} --latency {input.latency} --trials {input.trials}"

@@ -12,7 +12,6 @@ rule teacher:
         f"{LOGS}/teacher.log",
     message:
         "Fine-tuning the teacher on {config[task]}"
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --model {output.model}"
         " --metrics {output.metrics} 2> {log}"
@@ -32,7 +31,6 @@ rule proxy:
         f"{LOGS}/proxy.log",
     message:
         "Building the proxy sets"
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"
 
@@ -51,6 +49,5 @@ rule transfer:
         f"{LOGS}/transfer.log",
     message:
         "Caching teacher logits on {config[transfer][size]} transfer rows"
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"

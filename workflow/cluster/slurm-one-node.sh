@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A real one-node SLURM cluster on this machine, for testing the slurm profile (tests/test_slurm.py):
+#   slurm-one-node.sh start <dir>   install SLURM + munge (Debian packages) if missing, write a minimal
+#                                   slurm.conf under <dir>, start munged, slurmctld and slurmd
+#   slurm-one-node.sh stop <dir>    stop the daemons started from <dir>
+# Needs root and apt-get (Debian/Ubuntu). No cgroups, no accounting database: finished jobs are recorded in
+# <dir>/jobcomp.txt (read it with `sacct -c`), and Snakemake must poll with `--slurm-status-command squeue`.
+# Exports nothing: callers set SLURM_CONF=<dir>/slurm.conf for sbatch/squeue/sinfo.
+set -euo pipefail
+action=${1:?usage: slurm-one-node.sh start|stop <dir>}
+dir=$(realpath -m "${2:?usage: slurm-one-node.sh start|stop <dir>}")
+
+stop_pidfile() {
+    local pidfile=$1
+    if [[ -s $pidfile ]]; then
+        local pid; pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$pidfile"
+    fi
+}
+
+if [[ $action == stop ]]; then
+    stop_pidfile "$dir/slurmd.pid"
+    stop_pidfile "$dir/slurmctld.pid"
+    exit 0
+fi
+[[ $action == start ]] || { echo "unknown action '$action' (start or stop)" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || { echo "needs root (installs packages, runs slurmd)" >&2; exit 3; }
+
+if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null \
+        || ! command -v munged >/dev/null; then
+    command -v apt-get >/dev/null || { echo "SLURM is not installed and apt-get is not available" >&2; exit 3; }
+    export DEBIAN_FRONTEND=noninteractive
+    pkgs=(slurmctld slurmd slurm-client munge)
+    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null; }
+fi
+
+# munge authenticates SLURM's messages; the package created its key. One munged serves every cluster here.
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    mkdir -p /run/munge && chown munge:munge /run/munge
+    runuser -u munge -- /usr/sbin/munged
+    for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+mkdir -p "$dir/state" "$dir/spool"
+host=$(hostname -s)
+node=$(slurmd -C | head -n 1)   # NodeName=... CPUs=... RealMemory=...: what this machine has
+cat > "$dir/slurm.conf" <<CONF
+ClusterName=kdnas
+SlurmctldHost=$host
+SlurmUser=root
+AuthType=auth/munge
+MpiDefault=none
+ReturnToService=2
+# no cgroups here
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+# cores and memory are consumable; without DefMemPerCPU a job asking no memory takes the whole node
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
+# no accounting daemon; finished jobs go to a text file (sacct -c)
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$dir/jobcomp.txt
+# finished jobs stay in squeue long enough for Snakemake's status checks
+MinJobAge=600
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd.log
+$node State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+
+export SLURM_CONF=$dir/slurm.conf
+/usr/sbin/slurmctld -f "$SLURM_CONF"
+/usr/sbin/slurmd -f "$SLURM_CONF"
+for _ in $(seq 100); do
+    if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
+        echo "slurm up: $(sinfo -h -o '%P %D %c %m %t')"
+        exit 0
+    fi
+    sleep 0.2
+done
+echo "slurm did not come up; see $dir/slurmctld.log and $dir/slurmd.log" >&2
+exit 1

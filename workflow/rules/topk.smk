@@ -1,0 +1,59 @@
+# Stage 4, distill_topk, fanned out: the search checkpoint ranks its trials; its best distill_topk.k
+# architectures each get a job (parallel, e.g. one SLURM job each), and one job ranks their results.
+# DVC cannot fan out at run time, so dvc.yaml runs the same per-candidate code in a loop in one stage
+# (tests/test_pipeline_snakemake.py allows this one, documented difference and checks the rest).
+import json
+
+# Only the training keys: changing k adds or drops candidate jobs but reruns none of the others.
+CANDIDATE_KEYS = ("seed", "task", "data.max_length", "space.init", "distill_topk.epochs", "distill_topk.lr",
+                  "distill_topk.batch_size", "distill_topk.losses", "distill_topk.temperature")
+
+
+def topk_candidates(wildcards):
+    """The per-candidate results to gather: the first k architectures of the search's ranking."""
+    with open(checkpoints.search.get().output.ranked) as handle:
+        ranked = json.load(handle)
+    k = config["distill_topk"]["k"]
+    return [f"results/distill_topk/candidates/{trial['arch']}.json" for trial in ranked[:k]]
+
+
+# One top-k candidate distilled longer on the proxy set.
+rule distill_candidate:
+    input:
+        script="stages/distill_topk.py",
+        teacher=rules.teacher.output.model,
+        proxy=rules.proxy.output.out,
+        ranked=rules.search.output.ranked,
+    output:
+        candidate="results/distill_topk/candidates/{arch}.json",
+    wildcard_constraints:
+        arch=r"L\d+-H\d+-A\d+-F\d+",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block(*CANDIDATE_KEYS),
+    log:
+        f"{LOGS}/distill_topk/{{arch}}.log",
+    message:
+        "Distilling candidate {wildcards.arch} on the proxy set"
+    shell:
+        "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
+        " --ranked {input.ranked} --arch {wildcards.arch} --candidate {output.candidate} 2> {log}"
+
+
+# The gather: rank the k candidates by reward (what dvc.yaml's distill_topk writes).
+rule distill_topk:
+    input:
+        script="stages/distill_topk.py",
+        candidates=topk_candidates,
+    output:
+        ranking="results/distill_topk/ranking.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("search.reward", "distill_topk.k"),
+    log:
+        f"{LOGS}/distill_topk.log",
+    message:
+        "Ranking the top-{config[distill_topk][k]} candidates"
+    shell:
+        "python {input.script} --params {params.params_file} --gather {input.candidates}"
+        " --ranking {output.ranking} 2> {log}"
