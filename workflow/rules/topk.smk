@@ -4,11 +4,6 @@
 # (tests/test_pipeline_snakemake.py allows this one, documented difference and checks the rest).
 import json
 
-# Only the training keys: changing k adds or drops candidate jobs but reruns none of the others.
-CANDIDATE_KEYS = ("seed", "task", "data.max_length", "space.init", "distill_topk.epochs", "distill_topk.lr",
-                  "distill_topk.batch_size", "distill_topk.losses", "distill_topk.temperature")
-
-
 def topk_candidates(wildcards):
     """The per-candidate results to gather: the first k architectures of the search's ranking."""
     with open(checkpoints.search.get().output.ranked) as handle:
@@ -30,7 +25,9 @@ rule distill_candidate:
         arch=r"L\d+-H\d+-A\d+-F\d+",
     params:
         params_file=PARAMS_FILE,
-        tracked=block(*CANDIDATE_KEYS),
+        # the training keys only, not distill_topk.k: changing k adds or drops candidate jobs, reruns none
+        tracked=block("seed", "task", "data.max_length", "space.init", "distill_topk.epochs", "distill_topk.lr",
+                      "distill_topk.batch_size", "distill_topk.losses", "distill_topk.temperature"),
     log:
         f"{LOGS}/distill_topk/{{arch}}.log",
     message:
