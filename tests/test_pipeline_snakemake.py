@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import re
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, make_pipeline_copy, run, tiny_params
+from conftest import REPO, make_pipeline_copy, run, tiny_params, write_params
 
 SHELL = re.compile(r"^Shell command: (.*?)(?: 2> \S+)?$", re.M)
 NODE = re.compile(r'<font point-size="18">(\w+)</font>(.*?)</table>', re.S)
@@ -117,21 +118,36 @@ def test_rules_track_the_same_params_as_dvc():
 
 def _artifacts(root):
     """Pipeline outputs under root, without each engine's bookkeeping (DVC's .gitignore files,
-    Snakemake's markers in directory outputs)."""
+    Snakemake's markers in directory outputs) and without Snakemake's per-candidate fan-out files."""
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
             and p.parts[len(root.parts)] in ("results", "metrics", "plots", "report")
-            and p.name not in (".gitignore", ".snakemake_timestamp")}
+            and p.name not in (".gitignore", ".snakemake_timestamp") and "candidates" not in p.parts}
 
 
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _planned(root, *args) -> dict[str, int]:
+    """Jobs a dry run plans, per rule (from Snakemake's job stats table)."""
+    out = run(["snakemake", "-n", *args], root).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+LOCAL = ("--workflow-profile", "workflow/profiles/local")
+
+
 @pytest.mark.slow
 def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
-    root = make_pipeline_copy(tmp_path / "project", tiny_params())
-    result = run(["snakemake", "--cores", "2"], root)
-    assert "10 of 10 steps (100%) done" in result.stdout + result.stderr
+    params = tiny_params()
+    root = make_pipeline_copy(tmp_path / "project", params)
+    result = run(["snakemake", *LOCAL], root)
+    k = params["distill_topk"]["k"]
+    # 8 stages, the search checkpoint's k candidate jobs and their gather, and `all`
+    assert f"{9 + k + 1} of {9 + k + 1} steps (100%) done" in result.stdout + result.stderr
     produced, expected = _artifacts(root), _artifacts(dvc_run)
     assert produced == expected
     # deterministic stages give byte-identical artifacts under both engines
@@ -143,5 +159,23 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     # latency is measured, so only the trained part of each trial must agree
     assert ours["arch"].tolist() == theirs["arch"].tolist()
     assert ours["accuracy"].tolist() == theirs["accuracy"].tolist()
+    # the fan-out (a job per candidate, then a gather) ranks as DVC's one-process loop does
+    fanned = json.loads((root / "results/distill_topk/ranking.json").read_text())
+    looped = json.loads((dvc_run / "results/distill_topk/ranking.json").read_text())
+    assert [(r["arch"], r["score"], r["reward"]) for r in fanned] == [(r["arch"], r["score"], r["reward"]) for r in looped]
+    assert len(list((root / "results/distill_topk/candidates").glob("*.json"))) == k
     assert json.loads((root / "metrics/evaluate.json").read_text())["teacher"] == \
         json.loads((dvc_run / "metrics/evaluate.json").read_text())["teacher"]
+
+    # one more candidate: one more candidate job and the gather (and what reads the ranking); nothing else
+    write_params(root / "params.yaml", {**params, "distill_topk": {**params["distill_topk"], "k": k + 1}})
+    assert _planned(root, *LOCAL) == {"distill_candidate": 1, "distill_topk": 1, "latency": 1, "distill_full": 1,
+                                      "evaluate": 1, "all": 1}
+    write_params(root / "params.yaml", params)
+    # `dvc checkout`/`dvc pull` rewrite mtimes: the profiles' rerun triggers leave such files alone,
+    # where Snakemake's default (mtime) would redo everything downstream of them
+    teacher = root / "results/teacher/model"
+    for path in (teacher, *teacher.rglob("*"), root / "metrics/teacher.json"):
+        os.utime(path)
+    assert _planned(root, *LOCAL) == {}
+    assert _planned(root, "--cores", "1").get("proxy") == 1
