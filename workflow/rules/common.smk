@@ -1,5 +1,7 @@
 # Shared setup: check params.yaml against workflow/schemas/params.schema.yaml before any job starts,
 # with the same one-line errors the stage CLIs give.
+import json
+
 from kdnas.params import validate_params
 
 
@@ -18,3 +20,11 @@ def block(*keys):
             node = node[part]
         out[key] = node
     return out
+
+
+def topk_candidates(wildcards):
+    """The per-candidate results to gather: the first k architectures of the search's ranking."""
+    with open(checkpoints.search.get().output.ranked) as handle:
+        ranked = json.load(handle)
+    k = config["distill_topk"]["k"]
+    return [f"results/distill_topk/candidates/{trial['arch']}.json" for trial in ranked[:k]]

@@ -2,14 +2,7 @@
 # architectures each get a job (parallel, e.g. one SLURM job each), and one job ranks their results.
 # DVC cannot fan out at run time, so dvc.yaml runs the same per-candidate code in a loop in one stage
 # (tests/test_pipeline_snakemake.py allows this one, documented difference and checks the rest).
-import json
-
-def topk_candidates(wildcards):
-    """The per-candidate results to gather: the first k architectures of the search's ranking."""
-    with open(checkpoints.search.get().output.ranked) as handle:
-        ranked = json.load(handle)
-    k = config["distill_topk"]["k"]
-    return [f"results/distill_topk/candidates/{trial['arch']}.json" for trial in ranked[:k]]
+# The input function topk_candidates (reading the checkpoint) is in common.smk.
 
 
 # One top-k candidate distilled longer on the proxy set.
