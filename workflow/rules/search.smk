@@ -13,8 +13,6 @@ rule latency_profile:
         f"{LOGS}/latency_profile.log",
     message:
         "Profiling latency of {config[latency_profile][samples]} architectures"
-    # timings need the whole machine: no other job beside it (SLURM profiles add --exclusive)
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher}"
         " --predictor {output.predictor} --metrics {output.metrics} 2> {log}"
@@ -69,8 +67,6 @@ rule latency:
         f"{LOGS}/latency.log",
     message:
         "Measuring latency"
-    # timings need the whole machine: no other job beside it (SLURM profiles add --exclusive)
-    threads: workflow.cores
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --ranking {input.ranking}"
         " --table {output.table} --metrics {output.metrics} 2> {log}"
