@@ -5,10 +5,13 @@
 #   slurm-one-node.sh stop <dir>    stop the daemons started from <dir>
 # Needs root and apt-get (Debian/Ubuntu). No cgroups, no accounting database: finished jobs are recorded in
 # <dir>/jobcomp.txt (read it with `sacct -c`), and Snakemake must poll with `--slurm-status-command squeue`.
-# Exports nothing: callers set SLURM_CONF=<dir>/slurm.conf for sbatch/squeue/sinfo.
+# The config is <dir>/slurm.conf, linked from /etc/slurm/slurm.conf while the cluster runs (stop unlinks it).
 set -euo pipefail
 action=${1:?usage: slurm-one-node.sh start|stop <dir>}
 dir=$(realpath -m "${2:?usage: slurm-one-node.sh start|stop <dir>}")
+# SLURM's compiled-in config path. Jobs must find the config there too: snakemake-executor-plugin-slurm's
+# job step drops SLURM_CONF before its nested srun, so start links it here (never over a real one).
+default_conf=/etc/slurm/slurm.conf
 
 stop_pidfile() {
     local pidfile=$1
@@ -23,6 +26,7 @@ stop_pidfile() {
 if [[ $action == stop ]]; then
     stop_pidfile "$dir/slurmd.pid"
     stop_pidfile "$dir/slurmctld.pid"
+    [[ $(readlink "$default_conf" 2>/dev/null) == "$dir/slurm.conf" ]] && rm -f "$default_conf"
     exit 0
 fi
 [[ $action == start ]] || { echo "unknown action '$action' (start or stop)" >&2; exit 2; }
@@ -78,6 +82,10 @@ $node State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 
+if [[ -e $default_conf || -L $default_conf ]] && [[ $(readlink "$default_conf") != "$dir/slurm.conf" ]]; then
+    echo "$default_conf already exists (a real cluster's?); not replacing it" >&2; exit 3
+fi
+mkdir -p "$(dirname "$default_conf")" && ln -sfn "$dir/slurm.conf" "$default_conf"
 export SLURM_CONF=$dir/slurm.conf
 /usr/sbin/slurmctld -f "$SLURM_CONF"
 /usr/sbin/slurmd -f "$SLURM_CONF"
