@@ -1,5 +1,6 @@
 # kdnas under Snakemake: the same stages as dvc.yaml, calling the same CLIs in stages/.
-# Run locally with `snakemake --cores 2`; any Snakemake executor (e.g. SLURM) runs the same rules.
+# Run with a profile: `snakemake --workflow-profile workflow/profiles/local` (or slurm, slurm-gpu); threads and
+# resources per rule live in the profiles, not here.
 configfile: "params.yaml"
 
 
