@@ -91,6 +91,21 @@ def test_k_above_the_trials_the_search_produced_fails_before_loading_models(tmp_
     assert keep.read_text() == '{"kept": true}'
 
 
+def test_gather_refuses_other_than_k_candidate_results(tmp_path):
+    # Snakemake's gather must rank exactly the top-k the checkpoint fanned out to
+    params = tiny_params()
+    one = tmp_path / "L1-H384-A12-F384.json"
+    one.write_text(json.dumps({"arch": "L1-H384-A12-F384", "score": 0.8, "search_latency_ms": 10.0,
+                               "search_speedup": 3.0}))
+    args = ["--params", str(write_params(tmp_path / "params.yaml", params)), "--gather", str(one),
+            "--ranking", str(tmp_path / "ranking.json")]
+    result = run(["python", str(REPO / "stages" / "distill_topk.py"), *args], tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"distill_topk: error: distill_topk.k = {params['distill_topk']['k']} but 1 candidate results were given"]
+    assert not (tmp_path / "ranking.json").exists()
+
+
 def test_real_cli_prints_one_line_and_exits_2(tmp_path):
     params = tiny_params()
     params["task"] = "sst-3"
