@@ -159,10 +159,14 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     # latency is measured, so only the trained part of each trial must agree
     assert ours["arch"].tolist() == theirs["arch"].tolist()
     assert ours["accuracy"].tolist() == theirs["accuracy"].tolist()
-    # the fan-out (a job per candidate, then a gather) ranks as DVC's one-process loop does
+    # the fan-out (a job per candidate, then a gather) distils what DVC's one-process loop does, to the same
+    # scores (rewards also hold each run's own latency profile, a fresh measurement, so they are not compared)
     fanned = json.loads((root / "results/distill_topk/ranking.json").read_text())
     looped = json.loads((dvc_run / "results/distill_topk/ranking.json").read_text())
-    assert [(r["arch"], r["score"], r["reward"]) for r in fanned] == [(r["arch"], r["score"], r["reward"]) for r in looped]
+    fanned, looped = (sorted(ranking, key=lambda r: r["arch"]) for ranking in (fanned, looped))
+    assert [(r["arch"], r["score"]) for r in fanned] == [(r["arch"], r["score"]) for r in looped]
+    # float sums in another process order: equal to about 1e-6 relative
+    assert [r["kd_loss"] for r in fanned] == pytest.approx([r["kd_loss"] for r in looped], rel=1e-4)
     assert len(list((root / "results/distill_topk/candidates").glob("*.json"))) == k
     assert json.loads((root / "metrics/evaluate.json").read_text())["teacher"] == \
         json.loads((dvc_run / "metrics/evaluate.json").read_text())["teacher"]
