@@ -24,13 +24,16 @@ from kdnas.batching import encode
 from kdnas.cache import load_encoded, read_logit_table
 from kdnas.candidates import distill_candidate
 from kdnas.losses import build_loss
+from kdnas.importance import gradient_importance
 from kdnas.metrics import glue_metrics
 from kdnas.pipeline.common import load_teacher, task_split
 from kdnas.students import build_student
 from kdnas.tasks import get_task
 from kdnas.training import predict, train_model
 
-ARCHS = [Arch(1, 192, 6, 768), Arch(2, 256, 8, 1024), Arch(3, 384, 12, 1536)]
+# the three sizes, then the best 2-layer candidate at full width (init: inherit-* only)
+ARCHS = [Arch(3, 384, 12, 768), Arch(2, 256, 8, 768), Arch(1, 384, 12, 384), Arch(2, 384, 12, 1536)]
+INITS = ("inherit-gradient", "inherit-magnitude", "random")
 RECIPES = {
     "logits": [{"name": "logit_kd", "weight": 1.0}],
     "logits+hidden(uniform)": [{"name": "logit_kd", "weight": 1.0},
@@ -41,8 +44,9 @@ RECIPES = {
 }
 
 
-def full_distill(teacher, arch, init, losses, train, dev, task, epochs, lr, seed, teacher_in_loop=False):
-    student = build_student(teacher, arch, init=init, seed=seed)
+def full_distill(teacher, arch, init, losses, train, dev, task, epochs, lr, seed, teacher_in_loop=False,
+                 importance=None):
+    student = build_student(teacher, arch, init=init, seed=seed, importance=importance)
     loss = build_loss(losses, temperature=1.0, regression=task.is_regression, student_config=student.config,
                       teacher_config=teacher.config)
     history = train_model(student, train, loss, epochs=epochs, lr=lr, batch_size=32, seed=seed, warmup_ratio=0.05,
@@ -78,18 +82,27 @@ def main() -> None:
     todo = set(args.only or ["init", "recipes", "cache"])
 
     if "init" in todo:
-        rows = []
+        rows, scores = [], None
         for arch in ARCHS:
-            for init in ("random", "inherit"):
-                block = {**params["distill_topk"], "lr": lr if init == "inherit" else 1e-4}
-                _, proxy = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, block, init, seed)
+            for name in INITS:
+                if name == "random" and arch == ARCHS[-1]:
+                    continue
+                init, importance = ("random", None) if name == "random" else ("inherit", name.split("-")[1])
+                imp = None
+                if importance == "gradient":
+                    if scores is None:  # once, on the proxy rows, as the proxy stage does
+                        scores = gradient_importance(teacher, proxy_train, regression=task.is_regression)
+                    imp = scores
+                block = {**params["distill_topk"], "lr": lr}
+                _, proxy = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, block, init, seed,
+                                             importance=imp)
                 dev_acc, history = full_distill(teacher, arch, init, RECIPES["logits"], train, dev, task,
-                                                args.epochs, lr, seed)
-                rows.append({"arch": arch.key, "init": init, "params": proxy["params"],
+                                                args.epochs, lr, seed, importance=imp)
+                rows.append({"arch": arch.key, "init": name, "params": proxy["params"],
                              "proxy_dev_accuracy": proxy["accuracy"], "dev_accuracy": dev_acc,
                              "percent_of_teacher": 100 * dev_acc / teacher_acc, "train_seconds": history["seconds"]})
                 print(rows[-1], flush=True)
-        pd.DataFrame(rows).to_csv(out / "init.csv", index=False)
+                pd.DataFrame(rows).to_csv(out / "init.csv", index=False)  # after each row: partial runs keep results
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
 
     if "recipes" in todo:

@@ -29,15 +29,18 @@ def kd_loss_on(task: GlueTask, student_logits: np.ndarray, teacher_logits: np.nd
 
 
 def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,
-                      init: str, seed: int, show_progress: bool = False) -> tuple[object, dict]:
+                      init: str, seed: int, show_progress: bool = False,
+                      importance: dict | None = None) -> tuple[object, dict]:
     """Builds ``arch`` from the teacher, distils it on ``train`` with the block's recipe, scores it on ``dev``.
+
+    ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
 
     Returns:
         (student, result) where result has the dev metrics, ``score`` (main metric), ``kd_loss``,
         ``params`` and ``train_seconds``.
     """
     run_seed = candidate_seed(seed, arch)
-    student = build_student(teacher, arch, init=init, seed=run_seed)
+    student = build_student(teacher, arch, init=init, seed=run_seed, importance=importance)
     loss = build_loss(block["losses"], temperature=block["temperature"], regression=task.is_regression,
                       student_config=student.config, teacher_config=teacher.config)
     history = train_model(student, train, loss, epochs=block["epochs"], lr=block["lr"],
