@@ -2,10 +2,10 @@
 
 Two methods (``space.importance``):
 
-* ``magnitude`` (no data): a head's score is the L1 norm of its slice of the attention output
-  projection (how much it writes into the residual stream), an FFN neuron's the L1 norm of its
-  output-projection column, a hidden dimension's the summed |gamma| of the embedding LayerNorm and the
-  LayerNorms of the layers the student keeps.
+* ``magnitude`` (no data, :func:`kdnas.students.magnitude_importance`): a head's score is the L1 norm of
+  its slice of the attention output projection (how much it writes into the residual stream), an FFN
+  neuron's the L1 norm of its output-projection column, a hidden dimension's the summed |gamma| of the
+  embedding LayerNorm and the LayerNorms of the layers the student keeps.
 * ``gradient`` (Michel et al., 2019, "Are Sixteen Heads Really Better than One?"; DynaBERT, Hou et al.,
   2020): a mask of ones multiplies each head's context output, each FFN neuron's activation and each
   hidden dimension of the residual stream (every LayerNorm output, one mask shared across layers, as the
@@ -16,7 +16,7 @@ Two methods (``space.importance``):
   hide an important unit). Computed once by the ``proxy`` stage and saved, so candidates never recompute it.
 
 Scores: ``heads`` [layers, heads], ``ffn`` [layers, intermediate], ``hidden`` [hidden], indexed by teacher
-layer, saved with safetensors (the method in the metadata).
+layer, saved with safetensors (the method in the metadata) as ``importance.safetensors`` in the proxy folder.
 """
 from __future__ import annotations
 
@@ -28,32 +28,6 @@ import torch
 from kdnas.batching import Encoded, collate, length_grouped_batches
 from kdnas.errors import KdnasError
 from kdnas.io import atomic_path
-
-METHODS = ("magnitude", "gradient")
-
-
-def magnitude_importance(teacher) -> dict:
-    """Weight-magnitude scores of heads and FFN neurons (see module docstring); needs no data."""
-    cfg, state = teacher.config, teacher.state_dict()
-    t_head = cfg.hidden_size // cfg.num_attention_heads
-    heads, ffn = [], []
-    for t in range(cfg.num_hidden_layers):
-        prefix = f"bert.encoder.layer.{t}."
-        out_proj = state[prefix + "attention.output.dense.weight"].abs()  # [H, heads*head]
-        heads.append(out_proj.sum(0).view(cfg.num_attention_heads, t_head).sum(1))
-        ffn.append(state[prefix + "output.dense.weight"].abs().sum(0))
-    # no "hidden" entry: the magnitude score of a hidden dimension depends on which layers the student keeps
-    return {"heads": torch.stack(heads), "ffn": torch.stack(ffn), "method": "magnitude"}
-
-
-def hidden_magnitude(state: dict, layers: list[int]) -> torch.Tensor:
-    """Summed |gamma| of the embedding LayerNorm and the kept layers' LayerNorms (magnitude hidden score)."""
-    gammas = [state["bert.embeddings.LayerNorm.weight"].abs()]
-    for t in layers:
-        prefix = f"bert.encoder.layer.{t}."
-        gammas.append(state[prefix + "attention.output.LayerNorm.weight"].abs())
-        gammas.append(state[prefix + "output.LayerNorm.weight"].abs())
-    return torch.stack(gammas).sum(0)
 
 
 def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression: bool = False) -> dict:
@@ -102,16 +76,6 @@ def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression
     return {**{name: s.detach() for name, s in scores.items()}, "method": "gradient"}
 
 
-def compute_importance(teacher, method: str, data: Encoded | None = None, regression: bool = False) -> dict:
-    if method == "magnitude":
-        return magnitude_importance(teacher)
-    if method == "gradient":
-        if data is None:
-            raise KdnasError("gradient importance needs data (the proxy training rows)")
-        return gradient_importance(teacher, data, regression=regression)
-    raise KdnasError(f"space.importance = {method!r} is invalid: use one of {', '.join(METHODS)}")
-
-
 def save_importance(scores: dict, path: str | Path) -> None:
     from safetensors.torch import save_file
 
@@ -126,4 +90,22 @@ def load_importance(path: str | Path) -> dict:
     with safe_open(str(path), framework="pt") as f:
         scores = {k: f.get_tensor(k) for k in f.keys()}
         scores["method"] = (f.metadata() or {}).get("method", "unknown")
+    return scores
+
+
+IMPORTANCE_FILE = "importance.safetensors"  # in the proxy folder
+
+
+def inheritance_scores(params: dict, proxy_dir: str | Path) -> dict | None:
+    """The scores students inherit by: None for ``magnitude`` (computed from the weights by build_student),
+    else the gradient scores the proxy stage saved."""
+    method = params["space"]["importance"]
+    if method == "magnitude" or params["space"]["init"] != "inherit":
+        return None
+    path = Path(proxy_dir) / IMPORTANCE_FILE
+    if not path.is_file():
+        raise KdnasError(f"space.importance = {method!r} but {path} is missing; rerun the proxy stage")
+    scores = load_importance(path)
+    if scores["method"] != method:
+        raise KdnasError(f"{path} holds {scores['method']} scores, params ask for {method}; rerun the proxy stage")
     return scores

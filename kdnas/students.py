@@ -25,7 +25,6 @@ import torch
 
 from kdnas.arch import Arch
 from kdnas.errors import KdnasError
-from kdnas.importance import hidden_magnitude, magnitude_importance
 
 
 def student_config(teacher_config, arch: Arch):
@@ -60,6 +59,30 @@ def check_inheritable(arch: Arch, teacher_config) -> None:
 def inherited_layers(num_teacher: int, num_student: int) -> list[int]:
     """Uniformly spaced teacher layers that always include the last one."""
     return [(i + 1) * num_teacher // num_student - 1 for i in range(num_student)]
+
+
+def magnitude_importance(teacher) -> dict:
+    """Weight-magnitude scores of heads and FFN neurons (see module docstring); needs no data."""
+    cfg, state = teacher.config, teacher.state_dict()
+    t_head = cfg.hidden_size // cfg.num_attention_heads
+    heads, ffn = [], []
+    for t in range(cfg.num_hidden_layers):
+        prefix = f"bert.encoder.layer.{t}."
+        out_proj = state[prefix + "attention.output.dense.weight"].abs()  # [H, heads*head]
+        heads.append(out_proj.sum(0).view(cfg.num_attention_heads, t_head).sum(1))
+        ffn.append(state[prefix + "output.dense.weight"].abs().sum(0))
+    # no "hidden" entry: the magnitude score of a hidden dimension depends on which layers the student keeps
+    return {"heads": torch.stack(heads), "ffn": torch.stack(ffn), "method": "magnitude"}
+
+
+def hidden_magnitude(state: dict, layers: list[int]) -> torch.Tensor:
+    """Summed |gamma| of the embedding LayerNorm and the kept layers' LayerNorms (magnitude hidden score)."""
+    gammas = [state["bert.embeddings.LayerNorm.weight"].abs()]
+    for t in layers:
+        prefix = f"bert.encoder.layer.{t}."
+        gammas.append(state[prefix + "attention.output.LayerNorm.weight"].abs())
+        gammas.append(state[prefix + "output.LayerNorm.weight"].abs())
+    return torch.stack(gammas).sum(0)
 
 
 def _top(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ from pathlib import Path
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
 from kdnas.candidates import distill_candidate
+from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.reward import reward
@@ -20,12 +21,14 @@ def distill_topk_stage(args, params: dict) -> str:
     max_len = params["data"]["max_length"]
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
+    importance = inheritance_scores(params, args.proxy)
     rw = params["search"]["reward"]
     ranking = []
     for trial in candidates:
         arch = Arch.from_key(trial["arch"])
         _, result = distill_candidate(teacher, arch, task, train, dev, params["distill_topk"],
-                                      params["space"]["init"], params["seed"], show_progress=True)
+                                      params["space"]["init"], params["seed"], show_progress=True,
+                                      importance=importance)
         target_ms = trial["latency_ms"] * trial["speedup"] / rw["target_speedup"]  # teacher_ms / target speed-up
         value = reward(max(result["score"], 0.0), trial["latency_ms"], target_ms, rw["alpha"], rw["beta"])
         ranking.append({"arch": arch.key, **arch.to_dict(), **result, "search_score": trial["score"],

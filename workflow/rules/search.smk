@@ -59,7 +59,8 @@ rule distill_topk:
         ranking="results/distill_topk/ranking.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "task", "data.max_length", "space.init", "search.reward", "distill_topk"),
+        tracked=block("seed", "task", "data.max_length", "space.init", "space.importance", "search.reward",
+                      "distill_topk"),
     log:
         f"{LOGS}/distill_topk.log",
     message:
