@@ -5,7 +5,7 @@ from pathlib import Path
 
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
-from kdnas.candidates import distill_candidate
+from kdnas.candidates import attention_implementation, distill_candidate
 from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
 from kdnas.pipeline.common import load_teacher, seed_everything
@@ -17,7 +17,7 @@ def distill_topk_stage(args, params: dict) -> str:
     task = get_task(params["task"])
     seed_everything(params["seed"])
     candidates = read_json(args.topk)
-    teacher, tokenizer = load_teacher(args.teacher)
+    teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"], task))
     max_len = params["data"]["max_length"]
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
