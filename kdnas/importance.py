@@ -58,6 +58,9 @@ def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression
     labels = torch.as_tensor(np.array(data.labels))  # a copy: parquet-backed arrays are read-only
     was_training = teacher.training
     teacher.eval()  # no dropout: the score of the model as it is
+    trainable = [p for p in teacher.parameters() if p.requires_grad]
+    for p in trainable:  # only the masks need gradients: autograd then keeps no weight-gradient work
+        p.requires_grad_(False)
     try:
         for index in length_grouped_batches(data.lengths, batch_size, seed=None):
             logits = teacher(**collate(data, index)).logits
@@ -72,6 +75,8 @@ def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression
     finally:
         for hook in hooks:
             hook.remove()
+        for p in trainable:
+            p.requires_grad_(True)
         teacher.train(was_training)
     return {**{name: s.detach() for name, s in scores.items()}, "method": "gradient"}
 

@@ -66,9 +66,10 @@ def proxy_stage(args, params: dict) -> str:
         if importance == "gradient":
             save_importance(gradient_importance(teacher, encoded["train"], regression=task.is_regression),
                             Path(tmp) / IMPORTANCE_FILE)
+        # the path taken, not the budget: a budget change that takes the same path leaves the outputs unchanged
         write_json(Path(tmp) / "states.json", {
             "teacher_signal": signal, "hidden_states": hidden, "attentions": attentions,
-            "state_cache_mb_needed": round(need_mb, 1), "state_cache_mb": budget_mb, "importance": importance})
+            "state_cache_mb_needed": round(need_mb, 1), "importance": importance})
     extra = f"; teacher signal for training: {signal} ({need_mb:.0f} MB of states needed, budget {budget_mb} MB)" \
         if hidden else ""
     return (f"wrote {args.out}: proxy-train {len(train)} rows, proxy-dev {len(dev)} rows with teacher logits"
