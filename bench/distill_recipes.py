@@ -87,29 +87,33 @@ def main() -> None:
     todo = set(args.only or ["init", "recipes", "cache", "states"])
 
     if "init" in todo:
-        rows, scores = [], None
-        # most informative first (rows are saved as they finish): inheritance by either score, then random
+        scores = None
+        # most informative first; rows are saved as they finish. Phase 1: the proxy budget for every run;
+        # phase 2: the full-set distillation, in the same order
         runs = [(arch, name) for arch in ARCHS[:3] for name in INITS[:2]]
         runs += [(arch, "random") for arch in ARCHS[:3]] + [(ARCHS[3], name) for name in INITS[:2]]
-        for arch, name in runs:
-            init, importance = ("random", None) if name == "random" else ("inherit", name.split("-")[1])
-            imp = None
-            if importance == "gradient":
-                if scores is None:  # once, on the proxy rows, as the proxy stage does
-                    scores = gradient_importance(teacher, proxy_train, regression=task.is_regression)
-                imp = scores
-            # the search's own proxy budget (search.epochs over proxy-train)
-            block = {**params["search"], "lr": lr}
-            _, proxy = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, block, init, seed,
-                                         importance=imp)
-            dev_acc, history = full_distill(teacher, arch, init, RECIPES["logits"], train, dev, task,
-                                            args.epochs, lr, seed, importance=imp)
-            rows.append({"arch": arch.key, "init": name, "params": proxy["params"],
-                         "proxy_dev_accuracy": proxy["accuracy"], "dev_accuracy": dev_acc,
-                         "percent_of_teacher": 100 * dev_acc / teacher_acc, "train_rows": len(train),
-                         "epochs": args.epochs, "train_seconds": history["seconds"]})
-            print(rows[-1], flush=True)
-            pd.DataFrame(rows).to_csv(out / "init.csv", index=False)  # after each row: partial runs keep results
+        rows = []
+        for phase in ("proxy", "full"):
+            for i, (arch, name) in enumerate(runs):
+                init, importance = ("random", None) if name == "random" else ("inherit", name.split("-")[1])
+                imp = None
+                if importance == "gradient":
+                    if scores is None:  # once, on the proxy rows, as the proxy stage does
+                        scores = gradient_importance(teacher, proxy_train, regression=task.is_regression)
+                    imp = scores
+                if phase == "proxy":  # the search's own proxy budget (search.epochs over proxy-train)
+                    _, proxy = distill_candidate(teacher, arch, task, proxy_train, proxy_dev,
+                                                 {**params["search"], "lr": lr}, init, seed, importance=imp)
+                    rows.append({"arch": arch.key, "init": name, "params": proxy["params"],
+                                 "proxy_dev_accuracy": proxy["accuracy"]})
+                else:
+                    dev_acc, history = full_distill(teacher, arch, init, RECIPES["logits"], train, dev, task,
+                                                    args.epochs, lr, seed, importance=imp)
+                    rows[i].update({"dev_accuracy": dev_acc, "percent_of_teacher": 100 * dev_acc / teacher_acc,
+                                    "train_rows": len(train), "epochs": args.epochs,
+                                    "train_seconds": history["seconds"]})
+                print(rows[i], flush=True)
+                pd.DataFrame(rows).to_csv(out / "init.csv", index=False)  # partial runs keep their results
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
 
     if "recipes" in todo:
