@@ -1,11 +1,14 @@
 """Benchmark for students and distillation recipes on real SST-2 with the pipeline's fine-tuned teacher.
 
 Three questions, one CSV each (bench/out/), and a markdown summary on stdout:
-1. init: ``random`` vs ``inherit`` for three architectures of different size, after the same proxy budget
-   (proxy-dev accuracy) and after distillation on the training subset (SST-2 dev accuracy);
+1. init: ``random`` vs ``inherit`` (weight-magnitude and gradient importance) for architectures of different
+   size, after the same proxy budget (proxy-dev accuracy) and after distillation on the training subset
+   (SST-2 dev accuracy);
 2. recipes: logits only / + hidden (uniform) / + hidden (EMD) / + attention relations, on one mid-size
    student: dev accuracy and training seconds per epoch;
-3. cache: student training throughput with cached teacher logits vs the teacher in the loop.
+3. cache: student training throughput with cached teacher logits vs the teacher in the loop;
+4. states: the same for an intermediate loss (logits + hidden), cached teacher states (float16, as the proxy
+   stage writes them) vs the teacher in the loop, interleaved in one process, and the loss difference.
 
 Run after `dvc repro` (it reads results/teacher and results/proxy):
     .venv/bin/python bench/distill_recipes.py --train-rows 8000
@@ -24,13 +27,17 @@ from kdnas.batching import encode
 from kdnas.cache import load_encoded, read_logit_table
 from kdnas.candidates import distill_candidate
 from kdnas.losses import build_loss
+from kdnas.importance import gradient_importance
 from kdnas.metrics import glue_metrics
 from kdnas.pipeline.common import load_teacher, task_split
+from kdnas.state_cache import TeacherStates, write_states
 from kdnas.students import build_student
 from kdnas.tasks import get_task
 from kdnas.training import predict, train_model
 
-ARCHS = [Arch(1, 192, 6, 768), Arch(2, 256, 8, 1024), Arch(3, 384, 12, 1536)]
+# the issue's three sizes, then the best 2-layer candidate at full width (init: inherit-* only)
+ARCHS = [Arch(3, 384, 12, 768), Arch(2, 256, 8, 768), Arch(1, 384, 12, 384), Arch(2, 384, 12, 1536)]
+INITS = ("inherit-gradient", "inherit-magnitude", "random")
 RECIPES = {
     "logits": [{"name": "logit_kd", "weight": 1.0}],
     "logits+hidden(uniform)": [{"name": "logit_kd", "weight": 1.0},
@@ -41,8 +48,9 @@ RECIPES = {
 }
 
 
-def full_distill(teacher, arch, init, losses, train, dev, task, epochs, lr, seed, teacher_in_loop=False):
-    student = build_student(teacher, arch, init=init, seed=seed)
+def full_distill(teacher, arch, init, losses, train, dev, task, epochs, lr, seed, teacher_in_loop=False,
+                 importance=None):
+    student = build_student(teacher, arch, init=init, seed=seed, importance=importance)
     loss = build_loss(losses, temperature=1.0, regression=task.is_regression, student_config=student.config,
                       teacher_config=teacher.config)
     history = train_model(student, train, loss, epochs=epochs, lr=lr, batch_size=32, seed=seed, warmup_ratio=0.05,
@@ -57,7 +65,8 @@ def main() -> None:
     parser.add_argument("--results", default="results")
     parser.add_argument("--train-rows", type=int, default=8000)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--only", choices=["init", "recipes", "cache"], nargs="*")
+    parser.add_argument("--only", choices=["init", "recipes", "cache", "states"], nargs="*")
+    parser.add_argument("--states-rows", type=int, default=1000, help="proxy rows per run of the states benchmark")
     parser.add_argument("--out", default="bench/out")
     args = parser.parse_args()
     params = yaml.safe_load(open(args.params))
@@ -75,21 +84,36 @@ def main() -> None:
     teacher_acc = glue_metrics(task, dev.labels, predict(teacher, dev))["accuracy"]
     print(f"teacher dev accuracy {teacher_acc:.4f}; training rows {len(train)}, epochs {args.epochs}")
     seed, lr = params["seed"], params["distill_full"]["lr"]
-    todo = set(args.only or ["init", "recipes", "cache"])
+    todo = set(args.only or ["init", "recipes", "cache", "states"])
 
     if "init" in todo:
+        scores = None
+        # most informative first; rows are saved as they finish. Phase 1: the proxy budget for every run;
+        # phase 2: the full-set distillation, in the same order
+        runs = [(arch, name) for arch in ARCHS[:3] for name in INITS[:2]]
+        runs += [(arch, "random") for arch in ARCHS[:3]] + [(ARCHS[3], name) for name in INITS[:2]]
         rows = []
-        for arch in ARCHS:
-            for init in ("random", "inherit"):
-                block = {**params["distill_topk"], "lr": lr if init == "inherit" else 1e-4}
-                _, proxy = distill_candidate(teacher, arch, task, proxy_train, proxy_dev, block, init, seed)
-                dev_acc, history = full_distill(teacher, arch, init, RECIPES["logits"], train, dev, task,
-                                                args.epochs, lr, seed)
-                rows.append({"arch": arch.key, "init": init, "params": proxy["params"],
-                             "proxy_dev_accuracy": proxy["accuracy"], "dev_accuracy": dev_acc,
-                             "percent_of_teacher": 100 * dev_acc / teacher_acc, "train_seconds": history["seconds"]})
-                print(rows[-1], flush=True)
-        pd.DataFrame(rows).to_csv(out / "init.csv", index=False)
+        for phase in ("proxy", "full"):
+            for i, (arch, name) in enumerate(runs):
+                init, importance = ("random", None) if name == "random" else ("inherit", name.split("-")[1])
+                imp = None
+                if importance == "gradient":
+                    if scores is None:  # once, on the proxy rows, as the proxy stage does
+                        scores = gradient_importance(teacher, proxy_train, regression=task.is_regression)
+                    imp = scores
+                if phase == "proxy":  # the search's own proxy budget (search.epochs over proxy-train)
+                    _, proxy = distill_candidate(teacher, arch, task, proxy_train, proxy_dev,
+                                                 {**params["search"], "lr": lr}, init, seed, importance=imp)
+                    rows.append({"arch": arch.key, "init": name, "params": proxy["params"],
+                                 "proxy_dev_accuracy": proxy["accuracy"]})
+                else:
+                    dev_acc, history = full_distill(teacher, arch, init, RECIPES["logits"], train, dev, task,
+                                                    args.epochs, lr, seed, importance=imp)
+                    rows[i].update({"dev_accuracy": dev_acc, "percent_of_teacher": 100 * dev_acc / teacher_acc,
+                                    "train_rows": len(train), "epochs": args.epochs,
+                                    "train_seconds": history["seconds"]})
+                print(rows[i], flush=True)
+                pd.DataFrame(rows).to_csv(out / "init.csv", index=False)  # partial runs keep their results
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
 
     if "recipes" in todo:
@@ -119,6 +143,50 @@ def main() -> None:
                      "examples_per_second": rows[0]["examples_per_second"] / rows[1]["examples_per_second"]})
         pd.DataFrame(rows).to_csv(out / "cache.csv", index=False)
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"))
+
+    if "states" in todo:
+        states_benchmark(args, params, task, proxy_train, out)
+
+
+def states_benchmark(args, params, task, proxy_train, out) -> None:
+    import copy
+    import tempfile
+
+    # the search's teacher (default attention implementation), not the eager one loaded for attention maps
+    teacher, _ = load_teacher(Path(args.results) / "teacher/model")
+    n = args.states_rows
+    subset = copy.copy(proxy_train)
+    subset.input_ids, subset.token_type_ids = proxy_train.input_ids[:n], proxy_train.token_type_ids[:n]
+    subset.labels, subset.teacher_logits = proxy_train.labels[:n], proxy_train.teacher_logits[:n]
+    arch, losses, seed = Arch(3, 384, 12, 768), RECIPES["logits+hidden(uniform)"], params["seed"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.states.safetensors"
+        start = time.perf_counter()
+        write_states(teacher, subset, path, attentions=False)
+        write_seconds = time.perf_counter() - start
+        states = TeacherStates(path, subset.lengths)
+        for repeat in range(2):  # interleaved, so both paths see the same machine load
+            for cached in (True, False):
+                data = copy.copy(subset)
+                data.teacher_states = states if cached else None
+                student = build_student(teacher, arch, seed=seed)
+                loss = build_loss(losses, temperature=1.0, regression=task.is_regression,
+                                  student_config=student.config, teacher_config=teacher.config)
+                history = train_model(student, data, loss, epochs=1, lr=params["distill_full"]["lr"], batch_size=32,
+                                      seed=seed, teacher=teacher, show_progress=False)
+                rows.append({"repeat": repeat, "teacher_signal": history["teacher_signal"],
+                             "examples_per_second": history["examples_per_second"],
+                             "loss": history["epochs"][0]["loss"], "hidden_loss": history["epochs"][0]["hidden"],
+                             "cache_mb": path.stat().st_size / 2**20, "cache_write_seconds": write_seconds})
+                print(rows[-1], flush=True)
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "states.csv", index=False)
+    speed = frame.groupby("teacher_signal")["examples_per_second"].mean()
+    loss = frame.groupby("teacher_signal")["loss"].mean()
+    print(f"cached states {speed['cached states']:.1f} ex/s, teacher in the loop {speed['teacher in the loop']:.1f} "
+          f"ex/s: {speed['cached states'] / speed['teacher in the loop']:.2f}x; loss relative difference "
+          f"{abs(loss['cached states'] - loss['teacher in the loop']) / loss['teacher in the loop']:.2e}")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ import torch
 
 @dataclass
 class Encoded:
-    """Token ids of a split, unpadded, plus labels (and optional cached teacher logits)."""
+    """Token ids of a split, unpadded, plus labels (and optional cached teacher logits and states)."""
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]]
     labels: np.ndarray
     pad_id: int
     teacher_logits: np.ndarray | None = None
+    teacher_states: object | None = None  # kdnas.state_cache.TeacherStates, when the proxy stage cached them
 
     def __len__(self) -> int:
         return len(self.input_ids)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from kdnas.batching import Encoded, encode
 from kdnas.io import atomic_path
+from kdnas.state_cache import attach_states
 
 
 def write_logit_table(path: str | Path, frame: pd.DataFrame, logits: np.ndarray) -> None:
@@ -25,5 +26,6 @@ def read_logit_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def load_encoded(path: str | Path, tokenizer, max_length: int) -> Encoded:
+    """A cached split, tokenised, with its teacher logits and, when cached beside it, teacher states."""
     frame, logits = read_logit_table(path)
-    return encode(tokenizer, frame, max_length, teacher_logits=logits)
+    return attach_states(encode(tokenizer, frame, max_length, teacher_logits=logits), path)

@@ -28,18 +28,29 @@ def kd_loss_on(task: GlueTask, student_logits: np.ndarray, teacher_logits: np.nd
         return float(loss({"logits": torch.tensor(student_logits)}, {"logits": torch.tensor(teacher_logits)}, None))
 
 
+def attention_implementation(block: dict, task: GlueTask) -> str | None:
+    """``eager`` when the block's losses read attention maps (sdpa attention returns none), else the default."""
+    loss = build_loss(block["losses"], temperature=block["temperature"], regression=task.is_regression)
+    return "eager" if loss.needs_attentions else None
+
+
 def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,
-                      init: str, seed: int, show_progress: bool = False) -> tuple[object, dict]:
+                      init: str, seed: int, show_progress: bool = False,
+                      importance: dict | None = None) -> tuple[object, dict]:
     """Builds ``arch`` from the teacher, distils it on ``train`` with the block's recipe, scores it on ``dev``.
+
+    ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
 
     Returns:
         (student, result) where result has the dev metrics, ``score`` (main metric), ``kd_loss``,
-        ``params`` and ``train_seconds``.
+        ``params``, ``train_seconds`` and ``teacher_signal`` (cached logits / cached states / teacher in the loop).
     """
     run_seed = candidate_seed(seed, arch)
-    student = build_student(teacher, arch, init=init, seed=run_seed)
+    student = build_student(teacher, arch, init=init, seed=run_seed, importance=importance)
     loss = build_loss(block["losses"], temperature=block["temperature"], regression=task.is_regression,
                       student_config=student.config, teacher_config=teacher.config)
+    if loss.needs_attentions:  # sdpa attention returns no attention maps
+        student.config._attn_implementation = "eager"
     history = train_model(student, train, loss, epochs=block["epochs"], lr=block["lr"],
                           batch_size=block["batch_size"], seed=run_seed,
                           weight_decay=block.get("weight_decay", 0.01), warmup_ratio=block.get("warmup_ratio", 0.0),
@@ -49,5 +60,5 @@ def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: 
     result = {**metrics, "score": metrics[task.main_metric],
               "kd_loss": kd_loss_on(task, logits, dev.teacher_logits),
               "params": sum(p.numel() for p in student.parameters()),
-              "train_seconds": history["seconds"]}
+              "train_seconds": history["seconds"], "teacher_signal": history["teacher_signal"]}
     return student, result

@@ -1,7 +1,9 @@
 """Student construction: an architecture spec becomes a plain BERT model, random or inherited from the teacher.
 
-Inheritance (``init: inherit``) follows DynaBERT's width/depth reduction, with weight-magnitude
-importance so it needs no data:
+Inheritance (``init: inherit``) follows DynaBERT's width/depth reduction. Which heads, neurons and hidden
+dimensions are kept is decided by importance scores (``space.importance``, :mod:`kdnas.importance`):
+weight magnitude by default (no data), or the gradient (mask-sensitivity) score of Michel et al. (2019) /
+DynaBERT computed once on the proxy rows. With magnitude:
 
 * layers: student layer i takes teacher layer floor((i+1) * Lt / Ls) - 1 (uniform spacing that always
   keeps the last layer; 3 of 6 -> 1, 3, 5);
@@ -59,38 +61,57 @@ def inherited_layers(num_teacher: int, num_student: int) -> list[int]:
     return [(i + 1) * num_teacher // num_student - 1 for i in range(num_student)]
 
 
+def magnitude_importance(teacher) -> dict:
+    """Weight-magnitude scores of heads and FFN neurons (see module docstring); needs no data."""
+    cfg, state = teacher.config, teacher.state_dict()
+    t_head = cfg.hidden_size // cfg.num_attention_heads
+    heads, ffn = [], []
+    for t in range(cfg.num_hidden_layers):
+        prefix = f"bert.encoder.layer.{t}."
+        out_proj = state[prefix + "attention.output.dense.weight"].abs()  # [H, heads*head]
+        heads.append(out_proj.sum(0).view(cfg.num_attention_heads, t_head).sum(1))
+        ffn.append(state[prefix + "output.dense.weight"].abs().sum(0))
+    # no "hidden" entry: the magnitude score of a hidden dimension depends on which layers the student keeps
+    return {"heads": torch.stack(heads), "ffn": torch.stack(ffn), "method": "magnitude"}
+
+
+def hidden_magnitude(state: dict, layers: list[int]) -> torch.Tensor:
+    """Summed |gamma| of the embedding LayerNorm and the kept layers' LayerNorms (magnitude hidden score)."""
+    gammas = [state["bert.embeddings.LayerNorm.weight"].abs()]
+    for t in layers:
+        prefix = f"bert.encoder.layer.{t}."
+        gammas.append(state[prefix + "attention.output.LayerNorm.weight"].abs())
+        gammas.append(state[prefix + "output.LayerNorm.weight"].abs())
+    return torch.stack(gammas).sum(0)
+
+
 def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k largest scores, in their original order (keeps position structure)."""
     return torch.sort(torch.topk(scores, k).indices).values
 
 
-def _select(teacher_state: dict, config, arch: Arch, layers: list[int]) -> dict:
+def _select(teacher_state: dict, config, arch: Arch, layers: list[int], importance: dict) -> dict:
     """Index tensors for every sliced dimension of the teacher."""
     t_heads, t_hidden = config.num_attention_heads, config.hidden_size
     t_head = t_hidden // t_heads
-    gammas = [teacher_state["bert.embeddings.LayerNorm.weight"].abs()]
+    hidden_scores = importance.get("hidden")
+    if hidden_scores is None:
+        hidden_scores = hidden_magnitude(teacher_state, layers)
+    selection = {"hidden": _top(hidden_scores, arch.hidden), "attn": [], "ffn": []}
     for t in layers:
         prefix = f"bert.encoder.layer.{t}."
-        gammas.append(teacher_state[prefix + "attention.output.LayerNorm.weight"].abs())
-        gammas.append(teacher_state[prefix + "output.LayerNorm.weight"].abs())
-    selection = {"hidden": _top(torch.stack(gammas).sum(0), arch.hidden), "attn": [], "ffn": []}
-    for t in layers:
-        prefix = f"bert.encoder.layer.{t}."
-        out_proj = teacher_state[prefix + "attention.output.dense.weight"].abs()  # [H, heads*head]
-        head_scores = out_proj.sum(0).view(t_heads, t_head).sum(1)
-        heads = _top(head_scores, arch.heads)
+        heads = _top(importance["heads"][t], arch.heads)
         q = teacher_state[prefix + "attention.self.query.weight"].abs().sum(1).view(t_heads, t_head)
         k = teacher_state[prefix + "attention.self.key.weight"].abs().sum(1).view(t_heads, t_head)
         dims = [h * t_head + _top((q[h] * k[h]), arch.head_size) for h in heads.tolist()]
         selection["attn"].append(torch.cat(dims))
-        ffn_scores = teacher_state[prefix + "output.dense.weight"].abs().sum(0)
-        selection["ffn"].append(_top(ffn_scores, arch.ffn))
+        selection["ffn"].append(_top(importance["ffn"][t], arch.ffn))
     return selection
 
 
-def _inherit_state(teacher_state: dict, config, arch: Arch) -> dict:
+def _inherit_state(teacher_state: dict, config, arch: Arch, importance: dict) -> dict:
     layers = inherited_layers(config.num_hidden_layers, arch.layers)
-    sel = _select(teacher_state, config, arch, layers)
+    sel = _select(teacher_state, config, arch, layers, importance)
     hid = sel["hidden"]
     state = {}
 
@@ -129,7 +150,7 @@ def _inherit_state(teacher_state: dict, config, arch: Arch) -> dict:
     return state
 
 
-def build_student(teacher, arch: Arch, init: str = "inherit", seed: int = 0):
+def build_student(teacher, arch: Arch, init: str = "inherit", seed: int = 0, importance: dict | None = None):
     """Builds a student for ``arch`` in the teacher's family.
 
     Args:
@@ -137,6 +158,8 @@ def build_student(teacher, arch: Arch, init: str = "inherit", seed: int = 0):
         arch: the student's dimensions.
         init: ``inherit`` (slice the teacher, see module docstring) or ``random``.
         seed: seeds the random initialisation (random init, and any weight inheritance leaves untouched).
+        importance: scores from :mod:`kdnas.importance` (``heads``, ``ffn``, optional ``hidden``); None =
+            weight magnitude.
 
     Returns:
         A ``BertForSequenceClassification`` in train mode.
@@ -154,7 +177,8 @@ def build_student(teacher, arch: Arch, init: str = "inherit", seed: int = 0):
         torch.random.set_rng_state(generator_state)
     if init == "inherit":
         check_inheritable(arch, teacher.config)
-        state = _inherit_state(teacher.state_dict(), teacher.config, arch)
+        state = _inherit_state(teacher.state_dict(), teacher.config, arch,
+                               importance if importance is not None else magnitude_importance(teacher))
         missing, unexpected = student.load_state_dict(state, strict=False)
         leftover = [m for m in missing if "position_ids" not in m]
         if leftover or unexpected:

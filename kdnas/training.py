@@ -30,18 +30,34 @@ def predict(model, data: Encoded, batch_size: int = 128, desc: str | None = None
     return logits
 
 
-def _teacher_outputs(teacher, batch, data: Encoded, index, loss: WeightedLoss, in_loop: bool) -> dict:
-    if not (loss.needs_states or in_loop):
+def teacher_signal(data: Encoded, loss: WeightedLoss, in_loop: bool = False) -> str:
+    """Where the teacher's signal comes from: ``cached logits``, ``cached states`` or ``teacher in the loop``."""
+    if in_loop:
+        return "teacher in the loop"
+    if not loss.needs_states:
+        return "cached logits"
+    states = data.teacher_states
+    if states is not None and data.teacher_logits is not None and states.covers(loss.needs_attentions):
+        return "cached states"
+    return "teacher in the loop"
+
+
+def _teacher_outputs(teacher, batch, data: Encoded, index, loss: WeightedLoss, signal: str) -> dict:
+    mask = batch["attention_mask"]
+    if signal == "cached logits":
         # fine-tuning has no teacher; a distillation term reading absent logits fails loudly (KeyError)
         if data.teacher_logits is None:
-            return {"attention_mask": batch["attention_mask"]}
-        return {"logits": torch.from_numpy(data.teacher_logits[index]), "attention_mask": batch["attention_mask"]}
+            return {"attention_mask": mask}
+        return {"logits": torch.from_numpy(data.teacher_logits[index]), "attention_mask": mask}
+    if signal == "cached states":
+        return {"logits": torch.from_numpy(data.teacher_logits[index]), "attention_mask": mask,
+                **data.teacher_states.batch(index, mask.shape[1], loss.needs_attentions)}
     with torch.inference_mode():
         out = teacher(**batch, output_hidden_states=loss.needs_states, output_attentions=loss.needs_attentions)
     return {"logits": out.logits.clone(),
             "hidden_states": [h.clone() for h in out.hidden_states] if out.hidden_states else None,
             "attentions": [a.clone() for a in out.attentions] if out.attentions else None,
-            "attention_mask": batch["attention_mask"]}
+            "attention_mask": mask}
 
 
 def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: float, batch_size: int, seed: int,
@@ -49,15 +65,18 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
                 show_progress: bool = True, teacher_in_loop: bool = False) -> dict:
     """Trains ``model`` (and the loss's own parameters, e.g. projections) in place.
 
-    Teacher signals come from ``data.teacher_logits`` unless the loss needs hidden states or attentions,
-    in which case ``teacher`` runs in the loop (eval mode, no gradients); ``teacher_in_loop`` forces that
-    even for logits (to measure what the cache saves).
+    Teacher signals come from ``data.teacher_logits`` and, for losses that need hidden states or
+    attentions, from ``data.teacher_states`` when the proxy stage cached them (:mod:`kdnas.state_cache`);
+    otherwise ``teacher`` runs in the loop (eval mode, no gradients). ``teacher_in_loop`` forces that even
+    when cached (to measure what the cache saves).
 
     Returns:
-        A history dict: steps, seconds, examples per second, mean loss per epoch and per term.
+        A history dict: steps, seconds, examples per second, mean loss per epoch and per term, and
+        ``teacher_signal`` (see :func:`teacher_signal`).
     """
     torch.manual_seed(seed)
-    if (loss.needs_states or teacher_in_loop) and teacher is None:
+    signal = teacher_signal(data, loss, teacher_in_loop)
+    if signal == "teacher in the loop" and teacher is None:
         raise ValueError(f"loss {loss} needs the teacher in the loop")
     if teacher is not None:
         teacher.eval()
@@ -73,14 +92,14 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
     lengths = data.lengths
     labels = torch.as_tensor(np.array(data.labels))
-    history = {"epochs": [], "steps": 0}
+    history = {"epochs": [], "steps": 0, "teacher_signal": signal}
     start = time.perf_counter()
     with tqdm(total=total, desc=desc, disable=not show_progress, leave=False, mininterval=2.0) as bar:
         for epoch in range(epochs):
             sums, count = {}, 0
             for index in length_grouped_batches(lengths, batch_size, seed=seed * 1000 + epoch):
                 batch = collate(data, index)
-                teacher_out = _teacher_outputs(teacher, batch, data, index, loss, teacher_in_loop)
+                teacher_out = _teacher_outputs(teacher, batch, data, index, loss, signal)
                 out = model(**batch, output_hidden_states=loss.needs_states,
                             output_attentions=loss.needs_attentions)
                 student_out = {"logits": out.logits, "hidden_states": out.hidden_states,

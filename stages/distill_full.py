@@ -8,6 +8,7 @@ from kdnas.pipeline.distill_full import distill_full_stage
 parser = stage_parser("distill_full", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
 parser.add_argument("--transfer", required=True, help="input: transfer set with teacher logits (parquet)")
+parser.add_argument("--proxy", required=True, help="input: proxy folder (importance scores when space.importance is gradient)")
 parser.add_argument("--ranking", required=True, help="input: ranked candidates (JSON)")
 parser.add_argument("--latency", required=True, help="input: latency table (CSV)")
 parser.add_argument("--model", required=True, help="output: distilled student (HF folder)")

@@ -6,6 +6,7 @@ import pandas as pd
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
 from kdnas.errors import KdnasError
+from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.losses import build_loss
 from kdnas.models import count_parameters, save_model
@@ -50,7 +51,8 @@ def distill_full_stage(args, params: dict) -> str:
     attn = "eager" if build.needs_attentions else None  # sdpa attention returns no attention maps
     teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn)
     train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
-    student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"])
+    student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"],
+                            importance=inheritance_scores(params, args.proxy))
     if attn:
         student.config._attn_implementation = attn
     loss = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression,

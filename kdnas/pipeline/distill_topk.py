@@ -11,8 +11,9 @@ from pathlib import Path
 
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
-from kdnas.candidates import distill_candidate
+from kdnas.candidates import attention_implementation, distill_candidate
 from kdnas.errors import KdnasError
+from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.reward import reward
@@ -40,16 +41,18 @@ class _ProxyRun:
         self.params = params
         self.task = get_task(params["task"])
         seed_everything(params["seed"])
-        self.teacher, tokenizer = load_teacher(args.teacher)
+        self.teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"], self.task))
         max_len = params["data"]["max_length"]
         self.train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
         self.dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
+        self.importance = inheritance_scores(params, args.proxy)
 
     def distill(self, trial: dict) -> dict:
         """One candidate's longer distillation, with what the search measured (no reward yet)."""
         arch = Arch.from_key(trial["arch"])
         _, result = distill_candidate(self.teacher, arch, self.task, self.train, self.dev, self.params["distill_topk"],
-                                      self.params["space"]["init"], self.params["seed"], show_progress=True)
+                                      self.params["space"]["init"], self.params["seed"], show_progress=True,
+                                      importance=self.importance)
         return {"arch": arch.key, **arch.to_dict(), **result, "search_score": trial["score"],
                 "search_latency_ms": trial["latency_ms"], "search_speedup": trial["speedup"]}
 

@@ -1,15 +1,34 @@
-"""Stage 2: the proxy sets with cached teacher logits."""
+"""Stage 2: the proxy sets with cached teacher logits, and what candidates would otherwise recompute:
+teacher hidden states / attentions (when the search's or distill_topk's losses need them and they fit
+``proxy.state_cache_mb``) and the gradient importance scores students inherit by (``space.importance``)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from kdnas.batching import encode
 from kdnas.cache import write_logit_table
 from kdnas.data import split_proxy
-from kdnas.io import atomic_path
+from kdnas.importance import IMPORTANCE_FILE, gradient_importance, save_importance
+from kdnas.io import atomic_path, write_json
+from kdnas.losses import build_loss
 from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
+from kdnas.state_cache import state_bytes, states_path, write_states
 from kdnas.tasks import get_task
 from kdnas.training import predict
+
+log = logging.getLogger(__name__)
+
+
+def needed_states(params: dict, teacher_config, regression: bool) -> tuple[bool, bool]:
+    """(hidden states, attentions): what the search's and distill_topk's losses read from the teacher."""
+    hidden = attentions = False
+    for block in ("search", "distill_topk"):
+        cfg = params[block]
+        loss = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=regression,
+                          student_config=teacher_config, teacher_config=teacher_config)
+        hidden, attentions = hidden or loss.needs_states, attentions or loss.needs_attentions
+    return hidden, attentions
 
 
 def proxy_stage(args, params: dict) -> str:
@@ -21,10 +40,37 @@ def proxy_stage(args, params: dict) -> str:
     # a different seed stream than the teacher's subset, so proxy-dev is not just the teacher's first rows
     train, dev = split_proxy(frame, cfg["train_size"], cfg["dev_size"], params["seed"] + 7919, task.is_regression)
     teacher, tokenizer = load_teacher(args.teacher)
+    hidden, attentions = needed_states(params, teacher.config, task.is_regression)
+    if attentions:  # sdpa attention returns no attention maps
+        teacher, tokenizer = load_teacher(args.teacher, attn_implementation="eager")
     max_len = params["data"]["max_length"]
+    encoded = {"train": encode(tokenizer, train, max_len), "dev": encode(tokenizer, dev, max_len)}
+    # the cache's size is known from the token counts, before the teacher runs
+    budget_mb = cfg["state_cache_mb"]
+    need_mb = state_bytes(encoded["train"].lengths, teacher.config, hidden, attentions) / 2**20
+    if not hidden:
+        signal = "cached logits"
+    elif need_mb <= budget_mb:
+        signal = "cached states"
+    else:
+        signal = "teacher in the loop"
+        log.warning("proxy: teacher states need %.0f MB > proxy.state_cache_mb %s: search and distill_topk will run "
+                    "the teacher in the loop", need_mb, budget_mb)
+    importance = params["space"]["importance"]
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         for name, part in (("train", train), ("dev", dev)):
-            logits = predict(teacher, encode(tokenizer, part, max_len))
-            write_logit_table(Path(tmp) / f"{name}.parquet", part, logits)
-    return f"wrote {args.out}: proxy-train {len(train)} rows, proxy-dev {len(dev)} rows with teacher logits"
+            write_logit_table(Path(tmp) / f"{name}.parquet", part, predict(teacher, encoded[name]))
+        if signal == "cached states":
+            write_states(teacher, encoded["train"], states_path(Path(tmp) / "train.parquet"), attentions)
+        if importance == "gradient":
+            save_importance(gradient_importance(teacher, encoded["train"], regression=task.is_regression),
+                            Path(tmp) / IMPORTANCE_FILE)
+        # the path taken, not the budget: a budget change that takes the same path leaves the outputs unchanged
+        write_json(Path(tmp) / "states.json", {
+            "teacher_signal": signal, "hidden_states": hidden, "attentions": attentions,
+            "state_cache_mb_needed": round(need_mb, 1), "importance": importance})
+    extra = f"; teacher signal for training: {signal} ({need_mb:.0f} MB of states needed, budget {budget_mb} MB)" \
+        if hidden else ""
+    return (f"wrote {args.out}: proxy-train {len(train)} rows, proxy-dev {len(dev)} rows with teacher logits"
+            f"{extra}; importance {importance}")

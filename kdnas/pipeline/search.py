@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.cache import load_encoded
+from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency_model import check_same_hardware
 from kdnas.pipeline.common import load_teacher, seed_everything
@@ -44,7 +45,7 @@ def search_stage(args, params: dict) -> str:
     if params["search"].get("workers", 1) > 1:
         evaluator = ParallelEvaluator(params, args.teacher, args.proxy)
     else:
-        evaluator = SerialEvaluator(params, teacher, task, train, dev)
+        evaluator = SerialEvaluator(params, teacher, task, train, dev, inheritance_scores(params, args.proxy))
     try:
         trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor)
     finally:

@@ -20,22 +20,24 @@ def threads_per_candidate(params: dict) -> int:
     return search.get("threads_per_candidate") or max(1, params["latency"]["threads"] // search.get("workers", 1))
 
 
-def _evaluate(teacher, task, train, dev, params: dict, arch: Arch) -> dict:
+def _evaluate(teacher, task, train, dev, params: dict, arch: Arch, importance: dict | None) -> dict:
     begin = time.perf_counter()
     with torch_threads(threads_per_candidate(params)):
         _, result = distill_candidate(teacher, arch, task, train, dev, params["search"], params["space"]["init"],
-                                      params["seed"])
+                                      params["seed"], importance=importance)
     return {**result, "seconds": time.perf_counter() - begin}
 
 
 class SerialEvaluator:
     """Distils candidates one after another in this process."""
 
-    def __init__(self, params: dict, teacher, task, train, dev):
+    def __init__(self, params: dict, teacher, task, train, dev, importance: dict | None = None):
         self.params, self.teacher, self.task, self.train, self.dev = params, teacher, task, train, dev
+        self.importance = importance
 
     def __call__(self, archs: list[Arch]) -> list[dict]:
-        return [_evaluate(self.teacher, self.task, self.train, self.dev, self.params, arch) for arch in archs]
+        return [_evaluate(self.teacher, self.task, self.train, self.dev, self.params, arch, self.importance)
+                for arch in archs]
 
     def close(self) -> None:
         pass
@@ -46,6 +48,7 @@ _WORKER: dict = {}
 
 def _init_worker(params: dict, teacher_path: str, proxy_dir: str) -> None:
     from kdnas.cache import load_encoded
+    from kdnas.importance import inheritance_scores
     from kdnas.pipeline.common import load_teacher
     from kdnas.tasks import get_task
 
@@ -53,12 +56,14 @@ def _init_worker(params: dict, teacher_path: str, proxy_dir: str) -> None:
     max_len = params["data"]["max_length"]
     _WORKER.update(params=params, teacher=teacher, task=get_task(params["task"]),
                    train=load_encoded(Path(proxy_dir) / "train.parquet", tokenizer, max_len),
-                   dev=load_encoded(Path(proxy_dir) / "dev.parquet", tokenizer, max_len))
+                   dev=load_encoded(Path(proxy_dir) / "dev.parquet", tokenizer, max_len),
+                   importance=inheritance_scores(params, proxy_dir))
 
 
 def _evaluate_in_worker(arch_key: str) -> dict:
     w = _WORKER
-    return _evaluate(w["teacher"], w["task"], w["train"], w["dev"], w["params"], Arch.from_key(arch_key))
+    return _evaluate(w["teacher"], w["task"], w["train"], w["dev"], w["params"], Arch.from_key(arch_key),
+                     w["importance"])
 
 
 class ParallelEvaluator:

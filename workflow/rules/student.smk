@@ -4,6 +4,7 @@ rule distill_full:
         script="stages/distill_full.py",
         teacher=rules.teacher.output.model,
         transfer=rules.transfer.output.out,
+        proxy=rules.proxy.output.out,
         ranking=rules.distill_topk.output.ranking,
         latency=rules.latency.output.table,
     output:
@@ -11,15 +12,15 @@ rule distill_full:
         summary="results/student/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "task", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
-                   "distill_full"),
+        tracked=block("seed", "task", "data.max_length", "space.init", "space.importance", "search.reward",
+                      "search.latency.batch_size", "distill_full"),
     log:
         f"{LOGS}/distill_full.log",
     message:
         "Distilling the chosen student on the transfer set"
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher}"
-        " --transfer {input.transfer} --ranking {input.ranking} --latency {input.latency}"
+        " --transfer {input.transfer} --proxy {input.proxy} --ranking {input.ranking} --latency {input.latency}"
         " --model {output.model} --summary {output.summary} 2> {log}"
 
 

@@ -26,7 +26,8 @@ rule proxy:
         out=directory("results/proxy"),
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "task", "data.glue_dir", "data.max_length", "proxy"),
+        tracked=block("seed", "task", "data.glue_dir", "data.max_length", "proxy", "space.importance", "search.losses",
+                      "distill_topk.losses"),
     log:
         f"{LOGS}/proxy.log",
     message:
