@@ -5,6 +5,7 @@ import pandas as pd
 
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
+from kdnas.checkpoint import stage_checkpoint
 from kdnas.errors import KdnasError
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.losses import build_loss
@@ -45,6 +46,7 @@ def distill_full_stage(args, params: dict) -> str:
     cfg = params["distill_full"]
     winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
     arch = Arch.from_key(winner["arch"])
+    checkpoint = stage_checkpoint("distill_full", params, [args.teacher, args.transfer, args.ranking, args.latency])
     seed_everything(params["seed"])
     build = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression)
     attn = "eager" if build.needs_attentions else None  # sdpa attention returns no attention maps
@@ -57,11 +59,14 @@ def distill_full_stage(args, params: dict) -> str:
                       student_config=student.config, teacher_config=teacher.config)
     history = train_model(student, train, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
                           seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
-                          warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}")
+                          warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}",
+                          checkpoint=checkpoint)
     student.config._attn_implementation = "sdpa"
     with atomic_path(args.model) as tmp:
         save_model(student, tokenizer, tmp)
     write_json(args.summary, {"winner": winner, "arch": arch.to_dict(), "params": count_parameters(student),
                               "loss": str(loss), "train_examples": len(train), "history": history})
+    if checkpoint:
+        checkpoint.clear()
     return (f"wrote {args.model}: {arch.key}, {count_parameters(student) / 1e6:.1f}M params, "
             f"{history['seconds']:.0f}s on {len(train)} rows")
