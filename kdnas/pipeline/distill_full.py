@@ -20,7 +20,9 @@ from kdnas.training import train_model
 def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dict:
     """Re-scores the ranked candidates with measured latency (the search's batch size) and takes the best.
 
-    Ties in reward go to the lower latency.
+    Ties in reward go to the lower latency. Under ``search.latency.mode: analytic`` the winner is chosen with
+    the latency the search optimised (the MAC count, in distill_topk's reward), so measurement noise never
+    changes it; the measured latency is still recorded beside it.
     """
     latency = latency[latency["backend"] == "eager"] if "backend" in latency else latency
     batch_size = params["search"]["latency"]["batch_size"]
@@ -37,6 +39,10 @@ def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dic
         rescored.append({**row, "latency_ms": ms, "speedup": float(at.loc[row["arch"], "speedup"]),
                          "latency_batch_size": int(batch_size),
                          "final_reward": reward(max(row["score"], 0.0), ms, target_ms, rw["alpha"], rw["beta"])})
+    if params["search"]["latency"]["mode"] == "analytic":
+        for row in rescored:
+            row["final_reward"] = row["reward"]
+        return max(rescored, key=lambda r: (r["final_reward"], -r["search_latency_ms"], r["arch"]))
     # equal rewards (e.g. equal accuracy, both on target): the faster student wins
     return max(rescored, key=lambda r: (r["final_reward"], -r["latency_ms"], r["arch"]))
 

@@ -12,7 +12,7 @@ rule distill_full:
     params:
         params_file=PARAMS_FILE,
         tracked=block("seed", "task", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
-                   "distill_full"),
+                   "search.latency.mode", "distill_full"),
     log:
         f"{LOGS}/distill_full.log",
     message:
