@@ -51,7 +51,7 @@ def attempt(root: Path, log, kill_after: float | None) -> dict:
     stages = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
     return {"seconds": time.monotonic() - begin, "killed": killed, "returncode": proc.returncode,
             "stage": stages[-1] if stages else "", "lock_error": "busy" in out or "Unable to acquire lock" in out,
-            "resumed": "resuming" in out}
+            "resumed": "resuming" in out, "stale_lock_auto_removed": "Auto removed it from the lock file" in out}
 
 
 def _strip(value):
