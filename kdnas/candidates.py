@@ -36,7 +36,7 @@ def attention_implementation(block: dict, task: GlueTask) -> str | None:
 
 def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,
                       init: str, seed: int, show_progress: bool = False,
-                      importance: dict | None = None) -> tuple[object, dict]:
+                      importance: dict | None = None, checkpoint=None) -> tuple[object, dict]:
     """Builds ``arch`` from the teacher, distils it on ``train`` with the block's recipe, scores it on ``dev``.
 
     ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
@@ -47,6 +47,7 @@ def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: 
     """
     run_seed = candidate_seed(seed, arch)
     student = build_student(teacher, arch, init=init, seed=run_seed, importance=importance)
+    torch.manual_seed(run_seed)  # a loss's projections start the same whatever ran before (order, worker, resume)
     loss = build_loss(block["losses"], temperature=block["temperature"], regression=task.is_regression,
                       student_config=student.config, teacher_config=teacher.config)
     if loss.needs_attentions:  # sdpa attention returns no attention maps
@@ -54,7 +55,7 @@ def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: 
     history = train_model(student, train, loss, epochs=block["epochs"], lr=block["lr"],
                           batch_size=block["batch_size"], seed=run_seed,
                           weight_decay=block.get("weight_decay", 0.01), warmup_ratio=block.get("warmup_ratio", 0.0),
-                          teacher=teacher, desc=arch.key, show_progress=show_progress)
+                          teacher=teacher, desc=arch.key, show_progress=show_progress, checkpoint=checkpoint)
     logits = predict(student, dev)
     metrics = glue_metrics(task, dev.labels, logits)
     result = {**metrics, "score": metrics[task.main_metric],

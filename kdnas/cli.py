@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Callable
 
+from kdnas.checkpoint import StopRequested
 from kdnas.errors import KdnasError
 from kdnas.params import load_params
 
@@ -30,6 +31,9 @@ def run_stage(stage: str, main: Callable[[argparse.Namespace, dict], str], parse
     try:
         params = load_params(args.params)
         summary = main(args, params)
+    except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
+        print(f"{stage}: stopped: {error}", file=sys.stderr)
+        return error.exit_code
     except KdnasError as error:
         print(f"{stage}: error: {error}", file=sys.stderr)
         return 2

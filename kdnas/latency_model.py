@@ -63,6 +63,22 @@ def check_same_hardware(predictor: dict, threads: int) -> None:
                              f"{here[key]!r}: rerun the latency_profile stage here (dvc repro -f latency_profile)")
 
 
+def analytic_ms(arch: Arch, batch_size: int, seq_len: int) -> float:
+    """Deterministic latency stand-in: multiply-accumulates of one forward pass, in GMAC, read as milliseconds
+    on a nominal device doing 1 GMAC per ms (1 TMAC/s).
+
+    Per layer and token: 4 h^2 (Q, K, V, output projections) + 2 h f (FFN); per layer and sequence:
+    2 s^2 h (scores and weighted values); plus the pooler's h^2 per sequence. Embedding lookups, norms and
+    activations are left out. Only ratios enter the reward (latency / target, target = teacher / speed-up),
+    so the nominal unit never decides anything; what it gives up is the hardware's real cost of width,
+    depth and memory traffic, which ``latency_profile`` reports as a rank correlation with measurements.
+    """
+    L, h, f = arch.layers, arch.hidden, arch.ffn
+    tokens = batch_size * seq_len
+    macs = L * (tokens * (4 * h * h + 2 * h * f) + batch_size * 2 * seq_len * seq_len * h) + batch_size * h * h
+    return macs / 1e9
+
+
 def validation_metrics(predicted: list[float], measured: list[float]) -> dict:
     """Spearman rank correlation and mean absolute percentage error on held-out architectures."""
     from scipy.stats import spearmanr

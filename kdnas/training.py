@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import ExitStack
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from kdnas.batching import Encoded, collate, length_grouped_batches
+from kdnas.checkpoint import Checkpoint, StopRequested, rng_state, set_rng_state, sigterm_at_step_boundary
 from kdnas.losses.registry import WeightedLoss
 
 log = logging.getLogger(__name__)
@@ -62,13 +64,19 @@ def _teacher_outputs(teacher, batch, data: Encoded, index, loss: WeightedLoss, s
 
 def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: float, batch_size: int, seed: int,
                 weight_decay: float = 0.01, warmup_ratio: float = 0.0, teacher=None, desc: str = "train",
-                show_progress: bool = True, teacher_in_loop: bool = False) -> dict:
+                show_progress: bool = True, teacher_in_loop: bool = False, checkpoint: Checkpoint | None = None) -> dict:
     """Trains ``model`` (and the loss's own parameters, e.g. projections) in place.
 
     Teacher signals come from ``data.teacher_logits`` and, for losses that need hidden states or
     attentions, from ``data.teacher_states`` when the proxy stage cached them (:mod:`kdnas.state_cache`);
     otherwise ``teacher`` runs in the loop (eval mode, no gradients). ``teacher_in_loop`` forces that even
     when cached (to measure what the cache saves).
+
+    With ``checkpoint``, the whole training state (model, loss parameters and buffers, optimizer, scheduler,
+    RNG states, position in the deterministic batch order, running history) is saved every
+    ``checkpoint.every_steps`` optimizer steps and resumed from when present, so a resumed run ends with
+    the same tensors as an uninterrupted one; SIGTERM saves at the next step boundary and raises
+    :class:`StopRequested`.
 
     Returns:
         A history dict: steps, seconds, examples per second, mean loss per epoch and per term, and
@@ -93,11 +101,35 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
     lengths = data.lengths
     labels = torch.as_tensor(np.array(data.labels))
     history = {"epochs": [], "steps": 0, "teacher_signal": signal}
+    epoch0, batch0, step, sums, count, seconds0 = 0, 0, 0, {}, 0, 0.0
+    saved = checkpoint.load_training() if checkpoint else None
+    if saved:
+        model.load_state_dict(saved["model"])
+        loss.load_state_dict(saved["loss"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        epoch0, batch0, step = saved["epoch"], saved["batch"], saved["step"]
+        sums, count, history, seconds0 = saved["sums"], saved["count"], saved["history"], saved["seconds"]
+        log.info("%s: resuming from the checkpoint at step %d of %d", desc, step, total)
     start = time.perf_counter()
-    with tqdm(total=total, desc=desc, disable=not show_progress, leave=False, mininterval=2.0) as bar:
-        for epoch in range(epochs):
-            sums, count = {}, 0
-            for index in length_grouped_batches(lengths, batch_size, seed=seed * 1000 + epoch):
+
+    def save(epoch: int, next_batch: int) -> None:
+        checkpoint.save_training({
+            "model": model.state_dict(), "loss": loss.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch, "batch": next_batch,
+            "step": step, "sums": sums, "count": count, "history": history,
+            "seconds": seconds0 + time.perf_counter() - start})
+
+    with ExitStack() as stack:
+        sigterm = stack.enter_context(sigterm_at_step_boundary()) if checkpoint else None
+        bar = stack.enter_context(tqdm(total=total, initial=step, desc=desc, disable=not show_progress, leave=False,
+                                       mininterval=2.0))
+        for epoch in range(epoch0, epochs):
+            # the batch order is a function of (seed, epoch): a resumed run skips the batches already done
+            batches = length_grouped_batches(lengths, batch_size, seed=seed * 1000 + epoch)
+            for b in range(batch0 if epoch == epoch0 else 0, len(batches)):
+                index = batches[b]
                 batch = collate(data, index)
                 teacher_out = _teacher_outputs(teacher, batch, data, index, loss, signal)
                 out = model(**batch, output_hidden_states=loss.needs_states,
@@ -113,13 +145,22 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
                 for name, part in {"loss": float(value.detach()), **parts}.items():
                     sums[name] = sums.get(name, 0.0) + part
                 count += 1
+                step += 1
                 bar.update(1)
                 if count % 50 == 0:
                     bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
-            history["epochs"].append({name: total_ / count for name, total_ in sums.items()})
-            history["steps"] += count
+                last = b + 1 == len(batches)
+                if last:
+                    history["epochs"].append({name: total_ / count for name, total_ in sums.items()})
+                    history["steps"] += count
+                    sums, count = {}, 0
+                if checkpoint and (step % checkpoint.every_steps == 0 or sigterm.requested):
+                    save(epoch + 1 if last else epoch, 0 if last else b + 1)
+                    if sigterm.requested:
+                        raise StopRequested(f"stopped by SIGTERM after step {step} of {total}; checkpoint saved "
+                                            f"in {checkpoint.folder}, rerun the stage to resume")
     model.eval()
-    seconds = time.perf_counter() - start
+    seconds = seconds0 + time.perf_counter() - start
     history["seconds"] = seconds
     history["examples_per_second"] = len(data) * epochs / seconds if seconds else float("nan")
     return history

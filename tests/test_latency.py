@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForSequenceClassification
 
 from kdnas.arch import Arch
 from kdnas.latency import hardware_identity, measure_interleaved
-from kdnas.latency_model import LatencyPredictor, validation_metrics
+from kdnas.latency_model import LatencyPredictor, analytic_ms, validation_metrics
 
 
 def _bert(layers, hidden=128, heads=4, ffn=512):
@@ -96,3 +98,15 @@ def test_onnx_export_matches_pytorch_and_times_with_onnxruntime(tmp_path):
                                 warmup=1, repeats=3)
     assert timed["onnxruntime"]["runs"] == 3 and timed["onnxruntime"]["median_ms"] > 0
     assert torch.get_num_threads() >= 1
+
+
+@pytest.mark.parametrize("key", ["L1-H128-A4-F384", "L4-H256-A8-F768"])
+def test_analytic_latency_is_the_mac_count_torch_measures(key):
+    arch = Arch.from_key(key)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=2000, num_hidden_layers=arch.layers, hidden_size=arch.hidden, num_attention_heads=arch.heads,
+        intermediate_size=arch.ffn, num_labels=2, attn_implementation="eager")).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(input_ids=torch.ones(4, 64, dtype=torch.long))
+    # FLOPs = 2 x MACs; the analytic count leaves out only the 2-way classifier
+    assert counter.get_total_flops() / 2 / 1e9 == pytest.approx(analytic_ms(arch, 4, 64), rel=1e-4)

@@ -32,6 +32,7 @@ def setup():
     params["search"].update(candidates=4, strategy="kdnas", proposals_per_round=2, threads_per_candidate=1,
                             strategy_kwargs={"episode_size": 2, "pool_factor": 2, "train_epochs": 20})
     params["space"].update(layers=[1, 2], hidden=[128, 192], heads=[4, 6], ffn=[384])
+    params["search"]["latency"]["mode"] = "measured"  # timed per candidate, by the stand-in below
     return params, teacher, task, data, (teacher, tokenizer, train, dev)
 
 
@@ -114,7 +115,7 @@ def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
 
     params = tiny_params()
     params["search"]["reward"].update(target_speedup=2.0, alpha=0.0, beta=-1.0)
-    params["search"]["latency"]["batch_size"] = 32
+    params["search"]["latency"].update(batch_size=32, mode="predicted")
     ranking = [{"arch": "L2-H384-A12-F768", "score": 0.85}, {"arch": "L1-H384-A12-F384", "score": 0.84},
                {"arch": "L1-H384-A12-F1152", "score": 0.84}]
     latency = pd.DataFrame([
@@ -126,3 +127,27 @@ def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
     winner = pick_winner(ranking, latency, params)
     # 0.85 x (80 / 50)^-1 = 0.53 loses to 0.84 on target; of the two at 0.84 the faster wins
     assert winner["arch"] == "L1-H384-A12-F384" and winner["final_reward"] == 0.84
+
+
+def test_under_analytic_latency_the_winner_ignores_measured_times():
+    import pandas as pd
+
+    from kdnas.pipeline.distill_full import pick_winner
+
+    params = tiny_params()
+    params["search"]["latency"].update(batch_size=32, mode="analytic")
+    # distill_topk's rewards (with the MAC-count latency); two tie, the cheaper by MACs wins
+    ranking = [{"arch": "L2-H384-A12-F768", "score": 0.85, "reward": 0.80, "search_latency_ms": 9.0},
+               {"arch": "L1-H384-A12-F384", "score": 0.84, "reward": 0.82, "search_latency_ms": 1.9},
+               {"arch": "L1-H384-A12-F1152", "score": 0.84, "reward": 0.82, "search_latency_ms": 3.1}]
+    latency = pd.DataFrame([  # measured: noise made the MAC-cheapest student look slowest
+        {"model": "teacher", "batch_size": 32, "median_ms": 100.0, "speedup": 1.0},
+        {"model": "L2-H384-A12-F768", "batch_size": 32, "median_ms": 20.0, "speedup": 5.0},
+        {"model": "L1-H384-A12-F384", "batch_size": 32, "median_ms": 31.0, "speedup": 3.2},
+        {"model": "L1-H384-A12-F1152", "batch_size": 32, "median_ms": 30.0, "speedup": 3.3},
+    ])
+    winner = pick_winner(ranking, latency, params)
+    assert winner["arch"] == "L1-H384-A12-F384" and winner["final_reward"] == 0.82
+    assert winner["latency_ms"] == 31.0  # the measurement is still recorded
+    measured = dict(params, search={**params["search"], "latency": {**params["search"]["latency"], "mode": "predicted"}})
+    assert pick_winner(ranking, latency, measured)["arch"] != "L1-H384-A12-F384"  # what measurement noise would do

@@ -5,6 +5,7 @@ import pandas as pd
 
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
+from kdnas.checkpoint import stage_checkpoint
 from kdnas.errors import KdnasError
 from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
@@ -20,7 +21,9 @@ from kdnas.training import train_model
 def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dict:
     """Re-scores the ranked candidates with measured latency (the search's batch size) and takes the best.
 
-    Ties in reward go to the lower latency.
+    Ties in reward go to the lower latency. Under ``search.latency.mode: analytic`` the winner is chosen with
+    the latency the search optimised (the MAC count, in distill_topk's reward), so measurement noise never
+    changes it; the measured latency is still recorded beside it.
     """
     latency = latency[latency["backend"] == "eager"] if "backend" in latency else latency
     batch_size = params["search"]["latency"]["batch_size"]
@@ -37,6 +40,10 @@ def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dic
         rescored.append({**row, "latency_ms": ms, "speedup": float(at.loc[row["arch"], "speedup"]),
                          "latency_batch_size": int(batch_size),
                          "final_reward": reward(max(row["score"], 0.0), ms, target_ms, rw["alpha"], rw["beta"])})
+    if params["search"]["latency"]["mode"] == "analytic":
+        for row in rescored:
+            row["final_reward"] = row["reward"]
+        return max(rescored, key=lambda r: (r["final_reward"], -r["search_latency_ms"], r["arch"]))
     # equal rewards (e.g. equal accuracy, both on target): the faster student wins
     return max(rescored, key=lambda r: (r["final_reward"], -r["latency_ms"], r["arch"]))
 
@@ -46,6 +53,7 @@ def distill_full_stage(args, params: dict) -> str:
     cfg = params["distill_full"]
     winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
     arch = Arch.from_key(winner["arch"])
+    checkpoint = stage_checkpoint("distill_full", params, [args.teacher, args.transfer, args.ranking, args.latency])
     seed_everything(params["seed"])
     build = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression)
     attn = "eager" if build.needs_attentions else None  # sdpa attention returns no attention maps
@@ -59,11 +67,14 @@ def distill_full_stage(args, params: dict) -> str:
                       student_config=student.config, teacher_config=teacher.config)
     history = train_model(student, train, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
                           seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
-                          warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}")
+                          warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}",
+                          checkpoint=checkpoint)
     student.config._attn_implementation = "sdpa"
     with atomic_path(args.model) as tmp:
         save_model(student, tokenizer, tmp)
     write_json(args.summary, {"winner": winner, "arch": arch.to_dict(), "params": count_parameters(student),
                               "loss": str(loss), "train_examples": len(train), "history": history})
+    if checkpoint:
+        checkpoint.clear()
     return (f"wrote {args.model}: {arch.key}, {count_parameters(student) / 1e6:.1f}M params, "
             f"{history['seconds']:.0f}s on {len(train)} rows")

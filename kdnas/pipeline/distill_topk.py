@@ -12,6 +12,7 @@ from pathlib import Path
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
 from kdnas.candidates import attention_implementation, distill_candidate
+from kdnas.checkpoint import stage_checkpoint
 from kdnas.errors import KdnasError
 from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
@@ -37,8 +38,11 @@ def find_trial(ranked: list[dict], key: str) -> dict:
 class _ProxyRun:
     """The teacher and proxy sets, loaded once for any number of candidates."""
 
-    def __init__(self, args, params: dict):
+    def __init__(self, args, params: dict, checkpoint_name: str):
         self.params = params
+        # a rerun after a kill skips finished candidates (each result depends only on its own seed) and
+        # resumes the one in training
+        self.checkpoint = stage_checkpoint(checkpoint_name, params, [args.teacher, args.proxy, args.ranked])
         self.task = get_task(params["task"])
         seed_everything(params["seed"])
         self.teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"], self.task))
@@ -50,11 +54,20 @@ class _ProxyRun:
     def distill(self, trial: dict) -> dict:
         """One candidate's longer distillation, with what the search measured (no reward yet)."""
         arch = Arch.from_key(trial["arch"])
-        _, result = distill_candidate(self.teacher, arch, self.task, self.train, self.dev, self.params["distill_topk"],
-                                      self.params["space"]["init"], self.params["seed"], show_progress=True,
-                                      importance=self.importance)
+        result = self.checkpoint.done(arch.key) if self.checkpoint else None
+        if result is None:
+            _, result = distill_candidate(self.teacher, arch, self.task, self.train, self.dev,
+                                          self.params["distill_topk"], self.params["space"]["init"],
+                                          self.params["seed"], show_progress=True, importance=self.importance,
+                                          checkpoint=self.checkpoint.sub(arch.key) if self.checkpoint else None)
+            if self.checkpoint:
+                self.checkpoint.mark_done(arch.key, result)
         return {"arch": arch.key, **arch.to_dict(), **result, "search_score": trial["score"],
                 "search_latency_ms": trial["latency_ms"], "search_speedup": trial["speedup"]}
+
+    def clear_checkpoint(self) -> None:
+        if self.checkpoint:
+            self.checkpoint.clear()
 
 
 def rank_candidates(rows: list[dict], rw: dict) -> list[dict]:
@@ -85,10 +98,13 @@ def distill_topk_stage(args, params: dict) -> str:
     ranked = read_json(args.ranked)
     if args.arch:
         trial = find_trial(ranked, args.arch)  # checked before loading any model
-        write_json(args.candidate, _ProxyRun(args, params).distill(trial))
+        proxy_run = _ProxyRun(args, params, f"distill_candidate/{args.arch}")
+        write_json(args.candidate, proxy_run.distill(trial))
+        proxy_run.clear_checkpoint()
         return f"wrote {args.candidate}: {args.arch}"
     chosen = select_topk(ranked, k)
-    proxy_run = _ProxyRun(args, params)
+    proxy_run = _ProxyRun(args, params, "distill_topk")
     ranking = rank_candidates([proxy_run.distill(trial) for trial in chosen], params["search"]["reward"])
     write_json(args.ranking, ranking)
+    proxy_run.clear_checkpoint()
     return _summary(args.ranking, ranking)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from kdnas.arch import Arch
 from kdnas.io import write_json
 from kdnas.latency import hardware_identity, measure_interleaved
-from kdnas.latency_model import LatencyPredictor, validation_metrics
+from kdnas.latency_model import LatencyPredictor, analytic_ms, validation_metrics
 from kdnas.pipeline.common import load_teacher
 from kdnas.search.space import SearchSpace
 from kdnas.students import build_student
@@ -38,6 +39,9 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
     predictor = LatencyPredictor.fit([r["arch"] for r in fit_rows], [r["latency_ms"] for r in fit_rows],
                                      lat["batch_size"], params["latency"]["seq_len"], hardware)
     metrics = validation_metrics([predictor.predict(r["arch"]) for r in test_rows], [r["latency_ms"] for r in test_rows])
+    # how well the deterministic MAC count (search.latency.mode: analytic) ranks what this hardware measures
+    metrics["analytic_spearman"] = float(spearmanr([analytic_ms(r["arch"], lat["batch_size"], params["latency"]["seq_len"])
+                                                    for r in rows], [r["latency_ms"] for r in rows])[0])
     # the deployed predictor uses every measurement
     predictor = LatencyPredictor.fit([r["arch"] for r in rows], [r["latency_ms"] for r in rows],
                                      lat["batch_size"], params["latency"]["seq_len"], hardware)

