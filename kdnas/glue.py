@@ -6,6 +6,8 @@ otherwise); the GLUE score is the mean over tasks, often also given without CoLA
 """
 from __future__ import annotations
 
+import math
+
 from kdnas.metrics import glue_score, percent_of_teacher
 
 OFFICIAL = {"cola": ("mcc",), "mrpc": ("f1", "accuracy"), "qqp": ("f1", "accuracy"),
@@ -32,7 +34,7 @@ def glue_table(results: dict[str, dict]) -> dict:
         {"tasks": {task: {"teacher": score, "student": score, "percent_of_teacher": ..}},
          "teacher"/"student": GLUE score, "teacher_without_cola"/"student_without_cola",
          "percent_of_teacher": student GLUE score over the teacher's, "mean_percent_of_teacher": mean of
-         the per-task shares}.
+         the per-task shares (tasks whose teacher scores 0 have none)}.
     """
     tasks = {}
     for task, pair in results.items():
@@ -45,5 +47,7 @@ def glue_table(results: dict[str, dict]) -> dict:
         out[f"{model}_without_cola"] = glue_score(scores, exclude=("cola",))
     out["percent_of_teacher"] = percent_of_teacher(out["student"], out["teacher"])
     out["percent_of_teacher_without_cola"] = percent_of_teacher(out["student_without_cola"], out["teacher_without_cola"])
-    out["mean_percent_of_teacher"] = sum(row["percent_of_teacher"] for row in tasks.values()) / len(tasks) if tasks else float("nan")
+    # a teacher scoring 0 (e.g. Matthews 0: it always predicts one class) gives no share; leave it out
+    shares = [row["percent_of_teacher"] for row in tasks.values() if not math.isnan(row["percent_of_teacher"])]
+    out["mean_percent_of_teacher"] = sum(shares) / len(shares) if shares else float("nan")
     return out

@@ -54,6 +54,10 @@ def glue_plot(table: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _share(value: float) -> str:
+    return "n/a" if value != value else f"{value:.1f}%"  # NaN: the teacher scored 0
+
+
 def _speedups(latency: pd.DataFrame, arch: str) -> str:
     rows = latency[latency["model"] == arch]
     return ", ".join(f"{r.speedup:.1f}x ({r.backend}, batch {r.batch_size})" for r in rows.itertuples())
@@ -70,12 +74,12 @@ def glue_section(table: dict, results: dict, search_task: str) -> list[str]:
         names = official_metrics(task)
         shown = lambda m: "/".join(f"{100 * m[n]:.1f}" for n in names)  # noqa: E731
         lines.append(f"| {task}{' (searched)' if task == search_task else ''} | {'/'.join(names)} | "
-                     f"{results[task].get('dev_examples', '')} | {shown(t)} | {shown(s)} | {row['percent_of_teacher']:.1f}% |")
+                     f"{results[task].get('dev_examples', '')} | {shown(t)} | {shown(s)} | {_share(row['percent_of_teacher'])} |")
     lines += [f"| **GLUE score** | | | **{100 * table['teacher']:.1f}** | **{100 * table['student']:.1f}** | "
               f"**{table['percent_of_teacher']:.1f}%** |",
               f"| GLUE score without CoLA | | | {100 * table['teacher_without_cola']:.1f} | "
               f"{100 * table['student_without_cola']:.1f} | {table['percent_of_teacher_without_cola']:.1f}% |",
-              f"| mean of per-task shares | | | | | {table['mean_percent_of_teacher']:.1f}% |", "",
+              f"| mean of per-task shares | | | | | {_share(table['mean_percent_of_teacher'])} |", "",
               "![GLUE](glue.png)", ""]
     return lines
 
