@@ -66,12 +66,12 @@ def model_card(info: dict) -> str:
              "datasets": ["nyu-mll/glue"], "metrics": list(official_metrics(task))}
     lat = info["latency"]
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
-             f"# {arch}: a distilled BERT student for GLUE {task.upper()}", "",
+             f"# {arch}: a distilled BERT student for GLUE {info['folder']}", "",
              f"A {info['student_params'] / 1e6:.1f}M-parameter student ({info['arch_dims']}) found by kdnas's "
              f"architecture search on {info['search_task']} and distilled from a teacher fine-tuned on {task} "
              f"({info['backbone']}, {info['teacher_params'] / 1e6:.1f}M parameters).", "",
              "## Data", "",
-             f"GLUE {task} (`{info['glue_dir']}`): the teacher was fine-tuned on {info['teacher_train_rows']:,} "
+             f"GLUE {info['folder']} (`{info['glue_dir']}`): the teacher was fine-tuned on {info['teacher_train_rows']:,} "
              f"training rows; the student learned from the teacher's cached logits on {info['student_train_rows']:,} "
              f"training rows (max length {info['max_length']} tokens). Scores are on {info['dev_rows']:,} dev rows; "
              "GLUE's test labels are hidden.", "",

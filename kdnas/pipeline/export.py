@@ -43,7 +43,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
     student_dir, summary_path, metrics_path, teacher_metrics_path = sources
     run = params if task_name == params["task"] else task_params(params, task_name)
     task = get_task(task_name)
-    summary, metrics = read_json(summary_path), read_json(metrics_path)
+    summary, metrics, teacher_metrics = read_json(summary_path), read_json(metrics_path), read_json(teacher_metrics_path)
     model, tokenizer = load_teacher(student_dir)
     label_config(model, task)
     save_model(model, tokenizer, out)
@@ -54,12 +54,13 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
     arch = Arch.from_dict(summary["arch"])
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     info = {"task": task_name, "arch": arch.key, "search_task": params["task"],
-            "arch_dims": f"{arch.layers} layers, hidden {arch.hidden}, {arch.heads} heads, FFN {arch.ffn}",
+            "arch_dims": f"{arch.layers} layer{'s' * (arch.layers > 1)}, hidden {arch.hidden}, {arch.heads} heads, "
+                         f"FFN {arch.ffn}", "folder": task.folder,
             "backbone": params["teacher"]["backbone"], "glue_dir": run["data"]["glue_dir"],
             "teacher_params": metrics["teacher"]["params"], "student_params": metrics["student"]["params"],
-            "teacher_train_rows": read_json(teacher_metrics_path)["train_examples"],
+            "teacher_train_rows": teacher_metrics["train_examples"],
             "student_train_rows": summary["train_examples"], "max_length": run["data"]["max_length"],
-            "dev_rows": metrics.get("dev_examples", 0),
+            "dev_rows": teacher_metrics["dev_examples"],
             "teacher": metrics["teacher"], "student": metrics["student"],
             "latency": _latency_rows(latency, arch.key), "hardware": ", ".join(f"{k} {v}" for k, v in hw.items()),
             "onnx_max_abs_diff": diff, "parity_rows": len(dev), "pair": len(task.text_columns) == 2,
