@@ -95,7 +95,7 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
              f"({100 * table['student']:.1f} vs {100 * table['teacher']:.1f}) at measured speed-ups of "
              f"{_speedups(latency, arch)}.", ""]
     lines += glue_section(table, results, search_task)
-    lines += ["### Every metric", "", "| task | model | " + "metric | " * 1 + "value |", "|---|---|---|---|"]
+    lines += ["### Every metric", "", "| task | model | metric | value |", "|---|---|---|---|"]
     for task in table["tasks"]:
         for model in ("teacher", "student"):
             for name, value in results[task][model].items():
