@@ -34,12 +34,14 @@ def glue_table(results: dict[str, dict]) -> dict:
         {"tasks": {task: {"teacher": score, "student": score, "percent_of_teacher": ..}},
          "teacher"/"student": GLUE score, "teacher_without_cola"/"student_without_cola",
          "percent_of_teacher": student GLUE score over the teacher's, "mean_percent_of_teacher": mean of
-         the per-task shares (tasks whose teacher scores 0 have none)}.
+         the per-task shares (tasks whose teacher scores 0 or less have none)}.
     """
     tasks = {}
     for task, pair in results.items():
         teacher, student = task_score(task, pair["teacher"]), task_score(task, pair["student"])
-        tasks[task] = {"teacher": teacher, "student": student, "percent_of_teacher": percent_of_teacher(student, teacher)}
+        # a share of a teacher at or below chance-level 0 (Matthews, correlations) means nothing: none
+        share = percent_of_teacher(student, teacher) if teacher > 0 else float("nan")
+        tasks[task] = {"teacher": teacher, "student": student, "percent_of_teacher": share}
     out = {"tasks": tasks}
     for model in ("teacher", "student"):
         scores = {task: row[model] for task, row in tasks.items()}
@@ -47,7 +49,7 @@ def glue_table(results: dict[str, dict]) -> dict:
         out[f"{model}_without_cola"] = glue_score(scores, exclude=("cola",))
     out["percent_of_teacher"] = percent_of_teacher(out["student"], out["teacher"])
     out["percent_of_teacher_without_cola"] = percent_of_teacher(out["student_without_cola"], out["teacher_without_cola"])
-    # a teacher scoring 0 (e.g. Matthews 0: it always predicts one class) gives no share; leave it out
+    # tasks without a share (teacher at or below 0) are left out
     shares = [row["percent_of_teacher"] for row in tasks.values() if not math.isnan(row["percent_of_teacher"])]
     out["mean_percent_of_teacher"] = sum(shares) / len(shares) if shares else float("nan")
     return out

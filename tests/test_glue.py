@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 
@@ -38,8 +39,10 @@ def test_glue_table_score_with_and_without_cola_and_shares_of_the_teacher():
     assert table["mean_percent_of_teacher"] == pytest.approx((100 * 0.87 / 0.9 + 75 + 100 * 0.79 / 0.85) / 3)
     # a teacher with Matthews 0 (one class for every row) has no share, and the mean skips it
     table = glue_table({"sst2": {"teacher": {"accuracy": 0.90}, "student": {"accuracy": 0.81}},
-                        "cola": {"teacher": {"mcc": 0.0}, "student": {"mcc": 0.0}}})
-    assert table["mean_percent_of_teacher"] == pytest.approx(90.0) and table["student"] == pytest.approx(0.405)
+                        "cola": {"teacher": {"mcc": 0.0}, "student": {"mcc": 0.0}},
+                        "stsb": {"teacher": {"pearson": -0.1, "spearman": -0.1}, "student": {"pearson": -0.2, "spearman": -0.2}}})
+    assert math.isnan(table["tasks"]["cola"]["percent_of_teacher"]) and math.isnan(table["tasks"]["stsb"]["percent_of_teacher"])
+    assert table["mean_percent_of_teacher"] == pytest.approx(90.0) and table["student"] == pytest.approx(0.61 / 3)
 
 
 def test_task_params_lay_one_tasks_overrides_over_the_search_tasks_blocks():
