@@ -51,7 +51,7 @@ def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int,
 def _metric_rows(task: str, teacher: dict, student: dict) -> list[str]:
     rows = ["| metric | teacher | student | % of teacher |", "|---|---|---|---|"]
     for name in [m for m in teacher if m != "params"]:
-        share = f"{100 * student[name] / teacher[name]:.1f}%" if teacher[name] else "n/a"
+        share = f"{100 * student[name] / teacher[name]:.1f}%" if teacher[name] > 0 else "n/a"
         official = " (GLUE)" if name in official_metrics(task) else ""
         rows.append(f"| {name}{official} | {teacher[name]:.4f} | {student[name]:.4f} | {share} |")
     return rows
