@@ -84,7 +84,7 @@ def _sha(path):
 @pytest.mark.slow
 def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     root = make_pipeline_copy(tmp_path / "project", tiny_params())
-    result = run(["snakemake", "--cores", "2"], root)
+    result = run(["snakemake", "--cores", "2"], root, timeout=1800)  # the GLUE fan-out adds jobs
     jobs = 9 + 4 * len(tiny_params()["glue"]["tasks"]) + 3  # the search task, each glue task, glue, export, all
     assert f"{jobs} of {jobs} steps (100%) done" in result.stdout + result.stderr
     produced, expected = _artifacts(root), _artifacts(dvc_run)
