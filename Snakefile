@@ -8,9 +8,10 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/student.smk"
+include: "workflow/rules/glue.smk"
 
 
-# Everything the pipeline reports: metrics, plots data and the report.
+# Everything the pipeline reports: metrics, plots data, the report and the exported students.
 rule all:
     default_target: True
     input:
@@ -19,4 +20,5 @@ rule all:
         rules.search.output.metrics,
         rules.latency.output.metrics,
         rules.evaluate.output.metrics,
-        rules.evaluate.output.report,
+        rules.glue.output.report,
+        rules.export.output.out,

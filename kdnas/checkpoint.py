@@ -88,7 +88,8 @@ class Checkpoint:
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-        for parent in (self.folder.parent, self.folder.parent.parent):  # <dir>/<stage>, then <dir>, when empty
+        # <dir>/<stage>/<task>, <dir>/<stage>, then <dir>, each when empty
+        for parent in list(self.folder.parents)[:3]:
             try:
                 parent.rmdir()
             except OSError:

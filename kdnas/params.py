@@ -64,6 +64,7 @@ def _check_cross_fields(params: dict[str, Any]) -> None:
         get_task(params["task"])
     except KdnasError as error:
         raise ParamsError(f"params: task = {params['task']!r} is invalid: {error}") from None
+    _check_glue(params)
     search = params["search"]
     k = params["distill_topk"]["k"]
     if k > search["candidates"]:
@@ -78,6 +79,22 @@ def _check_cross_fields(params: dict[str, Any]) -> None:
         raise
     except KdnasError as error:
         raise ParamsError(str(error)) from None
+
+
+def _check_glue(params: dict[str, Any]) -> None:
+    """Each fanned-out task's merged params must pass the schema too (a typo in an override names its key)."""
+    from kdnas.glue_params import glue_tasks, task_params
+
+    for task in glue_tasks(params):
+        if task == params["task"]:
+            raise ParamsError(f"params: glue.tasks.{task} repeats the search task (task = {task!r}), which "
+                              "the GLUE table always includes; remove it from glue.tasks")
+        merged = task_params(params, task)
+        merged["glue"] = {"tasks": {}}
+        errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(merged))
+        if errors:
+            deepest = max(errors, key=lambda e: len(e.absolute_path))
+            raise ParamsError(f"params: glue.tasks.{task} gives {_one_line(deepest)}")
 
 
 def load_params(path: str | Path) -> dict[str, Any]:

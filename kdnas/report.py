@@ -1,17 +1,27 @@
-"""The markdown report and its Pareto plot, written by the evaluate stage."""
+"""The markdown report and its plots (Pareto front, GLUE teacher vs student), written by the glue stage."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
+from kdnas.glue import official_metrics
 
-def pareto_plot(trials: pd.DataFrame, chosen: str, path: Path, metric: str) -> None:
+NO_TEST = ("GLUE's test labels are hidden (the local GLUE folder has no labelled test split), so every "
+           "figure is on dev.")
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def pareto_plot(trials: pd.DataFrame, chosen: str, path: Path, metric: str) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     front = trials["pareto"].astype(bool)
     ax.scatter(trials["latency_ms"], trials["score"], c="tab:gray", label="trials")
@@ -27,19 +37,70 @@ def pareto_plot(trials: pd.DataFrame, chosen: str, path: Path, metric: str) -> N
     plt.close(fig)
 
 
-def markdown_report(metrics: dict, latency: pd.DataFrame, trials: pd.DataFrame, params: dict) -> str:
+def glue_plot(table: dict, path: Path) -> None:
+    """Teacher and student GLUE task scores side by side."""
+    plt = _pyplot()
+    tasks = list(table["tasks"])
+    fig, ax = plt.subplots(figsize=(1.2 * len(tasks) + 2.5, 3.5))
+    xs = range(len(tasks))
+    for shift, model, colour in ((-0.2, "teacher", "tab:gray"), (0.2, "student", "tab:red")):
+        ax.bar([x + shift for x in xs], [100 * table["tasks"][t][model] for t in tasks], width=0.4,
+               label=model, color=colour)
+    ax.set_xticks(list(xs), tasks)
+    ax.set_ylabel("GLUE task score (dev, x100)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _share(value: float) -> str:
+    return "n/a" if value != value else f"{value:.1f}%"  # NaN: the teacher scored 0
+
+
+def _speedups(latency: pd.DataFrame, arch: str) -> str:
+    rows = latency[latency["model"] == arch]
+    return ", ".join(f"{r.speedup:.1f}x ({r.backend}, batch {r.batch_size})" for r in rows.itertuples())
+
+
+def glue_section(table: dict, results: dict, search_task: str) -> list[str]:
+    lines = ["## GLUE (dev): teacher vs student", "",
+             "Task score = mean of GLUE's official metrics for the task; GLUE score = mean over tasks. "
+             f"Each task has its own fine-tuned teacher; the student architecture was searched on {search_task}. "
+             + NO_TEST, "",
+             "| task | metrics | dev rows | teacher | student | % of teacher |", "|---|---|---|---|---|---|"]
+    for task, row in table["tasks"].items():
+        t, s = results[task]["teacher"], results[task]["student"]
+        names = official_metrics(task)
+        shown = lambda m: "/".join(f"{100 * m[n]:.1f}" for n in names)  # noqa: E731
+        lines.append(f"| {task}{' (searched)' if task == search_task else ''} | {'/'.join(names)} | "
+                     f"{results[task].get('dev_examples', '')} | {shown(t)} | {shown(s)} | {_share(row['percent_of_teacher'])} |")
+    lines += [f"| **GLUE score** | | | **{100 * table['teacher']:.1f}** | **{100 * table['student']:.1f}** | "
+              f"**{table['percent_of_teacher']:.1f}%** |",
+              f"| GLUE score without CoLA | | | {100 * table['teacher_without_cola']:.1f} | "
+              f"{100 * table['student_without_cola']:.1f} | {table['percent_of_teacher_without_cola']:.1f}% |",
+              f"| mean of per-task shares | | | | | {_share(table['mean_percent_of_teacher'])} |", "",
+              "![GLUE](glue.png)", ""]
+    return lines
+
+
+def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: pd.DataFrame,
+                    trials: pd.DataFrame, params: dict) -> str:
     import yaml
 
-    t, s = metrics["teacher"], metrics["student"]
-    lines = [f"# kdnas report: {metrics['task']}", "",
-             f"Chosen student **{metrics['arch']}** ({s['params'] / 1e6:.1f}M params vs the teacher's "
-             f"{t['params'] / 1e6:.1f}M) keeps **{metrics['percent_of_teacher']:.1f}%** of the teacher's "
-             f"{metrics['main_metric']}.", "",
-             "| model | " + " | ".join(m for m in t if m != "params") + " | params |",
-             "|---|" + "---|" * (len(t)) ]
-    for name, row in (("teacher", t), ("student", s)):
-        lines.append(f"| {name} | " + " | ".join(f"{row[m]:.4f}" for m in row if m != "params") +
-                     f" | {row['params']:,} |")
+    t, s = results[search_task]["teacher"], results[search_task]["student"]
+    lines = [f"# kdnas report: {arch} searched on {search_task}, on {len(table['tasks'])} GLUE tasks", "",
+             f"Chosen student **{arch}** ({s['params'] / 1e6:.1f}M params vs the teacher's {t['params'] / 1e6:.1f}M) "
+             f"keeps **{table['percent_of_teacher']:.1f}%** of the teachers' GLUE score "
+             f"({100 * table['student']:.1f} vs {100 * table['teacher']:.1f}) at measured speed-ups of "
+             f"{_speedups(latency, arch)}.", ""]
+    lines += glue_section(table, results, search_task)
+    lines += ["### Every metric", "", "| task | model | metric | value |", "|---|---|---|---|"]
+    for task in table["tasks"]:
+        for model in ("teacher", "student"):
+            for name, value in results[task][model].items():
+                shown = f"{value:,}" if name == "params" else f"{value:.4f}"
+                lines.append(f"| {task} | {model} | {name} | {shown} |")
     lines += ["", "## Latency (median of repeated runs, interleaved)", "",
               "| backend | model | batch | seq len | median ms | IQR ms | runs | speed-up |",
               "|---|---|---|---|---|---|---|---|"]
@@ -48,7 +109,7 @@ def markdown_report(metrics: dict, latency: pd.DataFrame, trials: pd.DataFrame, 
                      f"{row.iqr_ms:.2f} | {row.runs} | {row.speedup:.2f}x |")
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     lines += ["", "Hardware: " + ", ".join(f"{k} {v}" for k, v in hw.items()), "",
-              "## Search", "", f"{len(trials)} trials; Pareto front in blue, chosen student starred.", "",
+              "## Search", "", f"{len(trials)} trials on {search_task}; Pareto front in blue, chosen student starred.", "",
               "![Pareto](pareto.png)", "",
               "| arch | score | latency ms | speed-up | reward |", "|---|---|---|---|---|"]
     for row in trials.sort_values("reward", ascending=False).itertuples():

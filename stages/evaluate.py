@@ -1,5 +1,5 @@
 """Stage 7, evaluate: GLUE dev metrics of teacher and student, share of the teacher's score, parameters
-and speed-ups, as DVC metrics and plots plus a markdown report."""
+and speed-ups, as DVC metrics and plots (the glue stage writes the report)."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
@@ -10,11 +10,9 @@ parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher 
 parser.add_argument("--student", required=True, help="input: distilled student (HF folder)")
 parser.add_argument("--summary", required=True, help="input: distill_full summary (JSON)")
 parser.add_argument("--latency", required=True, help="input: latency table (CSV)")
-parser.add_argument("--trials", required=True, help="input: search trial table (CSV)")
 parser.add_argument("--metrics", required=True, help="output: metrics (JSON)")
 parser.add_argument("--predictions", required=True, help="output: student and teacher dev predictions (CSV)")
 parser.add_argument("--comparison", required=True, help="output: teacher vs student table for plots (CSV)")
-parser.add_argument("--report", required=True, help="output: report folder (README.md + PNG)")
 
 if __name__ == "__main__":
     sys.exit(run_stage("evaluate", evaluate_stage, parser))

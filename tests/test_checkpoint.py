@@ -104,7 +104,7 @@ def _params(tmp_path: Path, every: int = 2, **teacher) -> Path:
 
 @pytest.mark.slow
 def test_teacher_killed_resumes_to_the_uninterrupted_model_and_ignores_a_stale_checkpoint(dvc_run, tmp_path):
-    folder = tmp_path / "checkpoints" / "teacher"
+    folder = tmp_path / "checkpoints" / "teacher" / "sst2"
     out = ["--model", "model", "--metrics", "teacher.json"]
     # a checkpoint made under other params (another learning rate) must never be resumed
     stale = _start("teacher", ["--params", str(_params(tmp_path, lr=3e-4)), *out], tmp_path)
@@ -141,7 +141,7 @@ def test_distill_full_stopped_by_sigterm_says_so_and_resumes_bit_identical(dvc_r
             str(r / "transfer/logits.parquet"), "--ranking", str(r / "distill_topk/ranking.json"),
             "--latency", str(r / "latency/latency.csv"), "--model", "student", "--summary", "summary.json"]
     first = _start("distill_full", args, tmp_path)
-    _wait_for_checkpoint(first, tmp_path / "checkpoints" / "distill_full")
+    _wait_for_checkpoint(first, tmp_path / "checkpoints" / "distill_full" / "sst2")
     first.send_signal(signal.SIGTERM)
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 143

@@ -21,17 +21,26 @@ DECLARED = [
     "results/distill_topk/ranking.json", "results/latency/latency.csv", "metrics/latency.json",
     "results/student/model/model.safetensors", "results/student/summary.json",
     "metrics/evaluate.json", "results/evaluate/predictions.csv", "plots/comparison.csv",
-    "report/README.md", "report/pareto.png",
+    "report/README.md", "report/pareto.png", "report/glue.png", "metrics/glue.json", "plots/glue.csv",
+    "results/glue/stsb/teacher/model/model.safetensors", "metrics/glue/stsb/teacher.json",
+    "results/glue/stsb/transfer/logits.parquet", "results/glue/stsb/student/model/model.safetensors",
+    "results/glue/stsb/student/summary.json", "metrics/glue/stsb/evaluate.json", "results/glue/stsb/predictions.csv",
+    "export/sst2/model.safetensors", "export/sst2/tokenizer.json", "export/sst2/README.md", "export/sst2/model.onnx",
+    "export/stsb/model.safetensors", "export/stsb/README.md", "export/stsb/model.onnx", "metrics/export.json",
 ]
+GLUE_STAGES = ["glue_teacher", "glue_transfer", "glue_distill", "glue_evaluate"]
 
 
 def test_every_stage_writes_its_declared_outputs(dvc_run):
     missing = [p for p in DECLARED if not (dvc_run / p).exists()]
     assert not missing
     log = (dvc_run / "repro.log").read_text()
-    for stage in ("teacher", "transfer", "proxy", "latency_profile", "search", "distill_topk", "latency", "distill_full", "evaluate"):
+    for stage in ("teacher", "transfer", "proxy", "latency_profile", "search", "distill_topk", "latency", "distill_full",
+                  "evaluate", "glue", "export"):
         assert f"Running stage '{stage}'" in log
         assert f"{stage}: wrote" in log  # each stage's one-line summary
+    for stage in GLUE_STAGES:
+        assert f"Running stage '{stage}@stsb'" in log and f"{stage}: stsb: " in log
 
 
 def test_search_outputs_are_consistent(dvc_run):
@@ -115,14 +124,81 @@ def test_second_repro_does_nothing_and_evaluate_param_reruns_only_evaluate(dvc_r
     before = (dvc_run / "results/student/model/model.safetensors").stat().st_mtime_ns
     changed = run(["dvc", "repro"], dvc_run)
     ran = sorted(line.split("'")[1] for line in changed.stdout.splitlines() if line.startswith("Running stage"))
-    assert ran == ["evaluate"]
+    assert ran == ["evaluate", "glue", "glue_evaluate@stsb"]  # glue: the report prints every param
     assert (dvc_run / "results/student/model/model.safetensors").stat().st_mtime_ns == before
     status = run(["dvc", "status"], dvc_run)
     assert "up to date" in status.stdout.lower()
 
 
-def test_report_names_the_chosen_architecture(dvc_run):
+def test_report_names_the_chosen_architecture_and_the_glue_table(dvc_run):
     report = (dvc_run / "report/README.md").read_text()
     metrics = json.loads((dvc_run / "metrics/evaluate.json").read_text())
     assert metrics["arch"] in report and "Pareto" in report
     assert np.isfinite(metrics["student"]["accuracy"])
+    glue = json.loads((dvc_run / "metrics/glue.json").read_text())
+    stsb = json.loads((dvc_run / "metrics/glue/stsb/evaluate.json").read_text())
+    assert list(glue["tasks"]) == ["sst2", "stsb"] and glue["arch"] == metrics["arch"]
+    assert glue["tasks"]["stsb"]["student"] == pytest.approx((stsb["student"]["pearson"] + stsb["student"]["spearman"]) / 2)
+    assert glue["student"] == pytest.approx((metrics["student"]["accuracy"] + glue["tasks"]["stsb"]["student"]) / 2)
+    # the GLUE table's rows carry the measured numbers, and the params that produced them are printed
+    assert f"| sst2 (searched) | accuracy | {metrics['dev_examples']} | {100 * metrics['teacher']['accuracy']:.1f} |" in report
+    assert f"| stsb | pearson/spearman | {stsb['dev_examples']} | {100 * stsb['teacher']['pearson']:.1f}/" in report
+    assert f"**GLUE score** | | | **{100 * glue['teacher']:.1f}** | **{100 * glue['student']:.1f}**" in report
+    assert "glue:\n  tasks:\n    stsb:" in report and "![GLUE](glue.png)" in report
+
+
+def test_stsb_runs_through_mse_teacher_mse_distillation_and_evaluation(dvc_run):
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(dvc_run / "results/glue/stsb/teacher/model").num_labels == 1
+    summary = json.loads((dvc_run / "results/glue/stsb/student/summary.json").read_text())
+    searched = json.loads((dvc_run / "results/student/summary.json").read_text())
+    assert summary["arch"] == searched["arch"] and summary["loss"] == "1 * logit_kd + 0.1 * label"
+    assert np.isfinite(summary["history"]["epochs"][0]["logit_kd"])
+    teacher_logits = pd.read_parquet(dvc_run / "results/glue/stsb/transfer/logits.parquet")
+    assert len(teacher_logits) == 600  # transfer.size: 200 teacher rows plus 400 more
+    scores = json.loads((dvc_run / "metrics/glue/stsb/evaluate.json").read_text())
+    assert scores["dev_examples"] == 100 and set(scores["student"]) == {"pearson", "spearman", "params"}
+    preds = pd.read_csv(dvc_run / "results/glue/stsb/predictions.csv")
+    assert (preds["student"] != preds["student"].round()).any()  # regression scores, not class indices
+    # MSE distillation passed the teacher's signal on: student and teacher predictions agree in rank
+    assert preds["student"].corr(preds["teacher"], method="spearman") > 0
+    assert all(-1 <= scores[m][k] <= 1 for m in ("teacher", "student") for k in ("pearson", "spearman"))
+
+
+def test_adding_a_glue_task_adds_exactly_its_stages(dvc_run):
+    path = dvc_run / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    params["glue"]["tasks"]["rte"] = {"data": {"train_size": 100, "max_length": 64}}
+    try:
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        changed = set(json.loads(run(["dvc", "status", "--json"], dvc_run).stdout))
+    finally:
+        path.write_text(original)
+    assert changed == {f"{stage}@rte" for stage in GLUE_STAGES} | {"glue", "export"}
+
+
+def test_exports_load_with_a_transformers_pipeline_and_predict_what_was_scored(dvc_run):
+    from transformers import pipeline
+
+    from kdnas.data import load_split, stratified_subset
+
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    size, seed, max_length = params["data"]["dev_size"], params["seed"], params["data"]["max_length"]
+    classify = pipeline("text-classification", model=str(dvc_run / "export/sst2"), device="cpu")
+    dev = stratified_subset(load_split("sst2", "dev", params["data"]["glue_dir"]), size, seed, False).head(40)
+    got = classify(dev["text_a"].tolist(), truncation=True, max_length=max_length)
+    scored = pd.read_csv(dvc_run / "results/evaluate/predictions.csv").head(40)
+    assert [{"negative": 0, "positive": 1}[r["label"]] for r in got] == scored["student"].tolist()
+    similarity = pipeline("text-classification", model=str(dvc_run / "export/stsb"), device="cpu")
+    dev = stratified_subset(load_split("stsb", "dev", params["data"]["glue_dir"]), 100, seed, True).head(20)
+    got = similarity([{"text": a, "text_pair": b} for a, b in zip(dev["text_a"], dev["text_b"])],
+                     truncation=True, max_length=max_length)
+    scored = pd.read_csv(dvc_run / "results/glue/stsb/predictions.csv").head(20)
+    assert [r["score"] for r in got] == pytest.approx(scored["student"].tolist(), abs=1e-4)  # raw scores, no sigmoid
+    card = (dvc_run / "export/stsb/README.md").read_text()
+    glue = json.loads((dvc_run / "metrics/glue.json").read_text())
+    assert glue["arch"] in card and "pipeline_tag: text-classification" in card and "| pearson (GLUE) |" in card
+    parity = json.loads((dvc_run / "metrics/export.json").read_text())
+    assert set(parity) == {"sst2", "stsb"} and all(p["onnx_max_abs_diff"] < 1e-3 for p in parity.values())

@@ -26,7 +26,16 @@ ARCH = "L1-H128-A4-F384"  # any architecture key: the dry run plans its candidat
 
 
 def _dvc_stages():
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """dvc.yaml's stage definitions; a foreach stage's is its ``do`` block (``${key}`` = the task)."""
+    return {name: stage.get("do", stage) for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items()}
+
+
+def _dvc_commands():
+    """Every command dvc.yaml runs with the repo's params.yaml, foreach stages expanded per task."""
+    tasks = list(yaml.safe_load((REPO / "params.yaml").read_text())["glue"]["tasks"])
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {_normalise(stage["do"]["cmd"].replace("${key}", task)) for stage in stages.values() if "foreach" in stage
+            for task in tasks} | {_normalise(stage["cmd"]) for stage in stages.values() if "foreach" not in stage}
 
 
 def _normalise(cmd: str) -> str:
@@ -55,8 +64,12 @@ def test_dry_run_plans_the_dvc_stages_with_the_same_commands(plan):
     for cmd in commands:
         by_stage.setdefault(re.search(r"stages/(\w+)\.py", cmd).group(1), []).append(cmd)
     assert set(by_stage) == set(stages)
+    tasks = list(yaml.safe_load((REPO / "params.yaml").read_text())["glue"]["tasks"])
     for name, stage in stages.items():
         dvc_cmd = _normalise(stage["cmd"])
+        if "${key}" in dvc_cmd:  # a foreach stage: one job per GLUE task
+            assert sorted(by_stage[name]) == sorted(dvc_cmd.replace("${key}", task) for task in tasks), name
+            continue
         if name not in FAN_OUT:
             assert by_stage[name] == [dvc_cmd], name
             continue
@@ -83,20 +96,30 @@ def test_rules_read_and_write_the_dvc_files(plan):
     assert set(files) == set(stages) | set(FAN_OUT.values()) | {"all"}
     for name, stage in stages.items():
         inputs, outputs = files[name]
+        if "${key}" in stage["cmd"]:  # a foreach stage: one file-graph node with a {task} wildcard
+            stage = yaml.safe_load(yaml.safe_dump(stage).replace("${key}", "{task}"))
+            inputs, outputs = ({re.sub(r"\{(\w+),[^}]*\}", r"{\1}", f) for f in fs} for fs in (inputs, outputs))
         if name in FAN_OUT:
             cand_inputs, cand_outputs = files[FAN_OUT[name]]
             assert {re.sub(r",[^}]*}", "}", f) for f in cand_outputs} == {CANDIDATE_FILE}
             assert "<input function>" in inputs  # the candidates' files, known once the search has run
             inputs = (inputs - {"<input function>"}) | cand_inputs
-        assert inputs == _dvc_deps(stage), name
+        deps = _dvc_deps(stage)
+        # a folder dvc.yaml depends on as a whole (e.g. metrics/glue) stands for the per-task files a rule lists
+        inputs = {next((d for d in deps if f.startswith(d.rstrip("/") + "/")), f) for f in inputs}
+        assert inputs == deps, name
         assert outputs == _dvc_outs(stage), name
 
 
 def _tracked():
     text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
-    rules = dict(re.findall(r"^(?:rule|checkpoint) (\w+):.*?tracked=block\(([^)]*)\)", text, re.M | re.S))
-    return {name: {k.strip().strip('"') for k in keys.replace("\n", " ").split(",") if k.strip()}
-            for name, keys in rules.items()}
+    rules = re.findall(r"^(?:rule|checkpoint) (\w+):.*?tracked=(block|task_block)\(([^)]*)\)", text, re.M | re.S)
+    tracked = {}
+    for name, helper, keys in rules:
+        tracked[name] = {k.strip().strip('"') for k in keys.replace("\n", " ").split(",") if k.strip()}
+        if helper == "task_block":  # adds the job's own glue.tasks.<task> entry, as dvc.yaml's glue.tasks.${key}
+            tracked[name].add("glue.tasks.${key}")
+    return tracked
 
 
 def test_rules_track_the_same_params_as_dvc():
@@ -115,11 +138,24 @@ def test_rules_track_the_same_params_as_dvc():
         assert sorted(tracked) == sorted(stage["params"]), name
 
 
+
+def test_rule_outputs_match_dvc_outs():
+    stages = _dvc_stages()
+    text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    for name, stage in stages.items():
+        block = re.search(rf"^(?:rule|checkpoint) {name}:(.*?)^\s+params:", text, re.M | re.S).group(1)
+        outputs = block.split("output:")[1]
+        declared = set(re.findall(r'"([^"]+)"', outputs))
+        dvc_outs = {(next(iter(o)) if isinstance(o, dict) else o).replace("${key}", "{task}")
+                    for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
+        assert declared == dvc_outs, name
+
+
 def _artifacts(root):
     """Pipeline outputs under root, without each engine's bookkeeping (DVC's .gitignore files,
     Snakemake's markers in directory outputs) and without Snakemake's per-candidate fan-out files."""
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
-            and p.parts[len(root.parts)] in ("results", "metrics", "plots", "report")
+            and p.parts[len(root.parts)] in ("results", "metrics", "plots", "report", "export")
             and p.name not in (".gitignore", ".snakemake_timestamp") and "candidates" not in p.parts}
 
 
@@ -127,13 +163,17 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _planned(root, *args) -> dict[str, int]:
-    """Jobs a dry run plans, per rule (from Snakemake's job stats table)."""
+def _plan(root, *args) -> tuple[dict[str, int], str]:
+    """Jobs a dry run plans, per rule (from Snakemake's job stats table), and its output."""
     out = run(["snakemake", "-n", *args], root).stdout
     if "Nothing to be done" in out:
-        return {}
+        return {}, out
     table = out.split("Job stats:")[1].split("total")[0]
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}, out
+
+
+def _planned(root, *args) -> dict[str, int]:
+    return _plan(root, *args)[0]
 
 
 LOCAL = ("--workflow-profile", "workflow/profiles/local")
@@ -143,10 +183,11 @@ LOCAL = ("--workflow-profile", "workflow/profiles/local")
 def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     params = tiny_params()
     root = make_pipeline_copy(tmp_path / "project", params)
-    result = run(["snakemake", *LOCAL], root)
-    k = params["distill_topk"]["k"]
-    # 8 stages, the search checkpoint's k candidate jobs and their gather, and `all`
-    assert f"{9 + k + 1} of {9 + k + 1} steps (100%) done" in result.stdout + result.stderr
+    result = run(["snakemake", *LOCAL], root, timeout=1800)
+    k, tasks = params["distill_topk"]["k"], len(params["glue"]["tasks"])
+    # 8 stages, the search checkpoint's k candidate jobs and their gather, 4 jobs per GLUE task, glue, export, all
+    jobs = 8 + k + 1 + 4 * tasks + 3
+    assert f"{jobs} of {jobs} steps (100%) done" in result.stdout + result.stderr
     produced, expected = _artifacts(root), _artifacts(dvc_run)
     assert produced == expected
     # deterministic stages give byte-identical artifacts under both engines
@@ -179,10 +220,16 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     assert (root / "results/evaluate/predictions.csv").read_text() == \
         (dvc_run / "results/evaluate/predictions.csv").read_text()
 
+    for path in ("results/glue/stsb/teacher/model/model.safetensors", "results/glue/stsb/transfer/logits.parquet",
+                 "results/glue/stsb/student/model/model.safetensors"):
+        assert _sha(root / path) == _sha(dvc_run / path), path
+    _adding_a_task_plans_only_its_jobs(root)
+
     # one more candidate: one more candidate job and the gather (and what reads the ranking); nothing else
     write_params(root / "params.yaml", {**params, "distill_topk": {**params["distill_topk"], "k": k + 1}})
     assert _planned(root, *LOCAL) == {"distill_candidate": 1, "distill_topk": 1, "latency": 1, "distill_full": 1,
-                                      "evaluate": 1, "all": 1}
+                                      "evaluate": 1, "glue_distill": tasks, "glue_evaluate": tasks, "glue": 1,
+                                      "export": 1, "all": 1}
     write_params(root / "params.yaml", params)
     # `dvc checkout`/`dvc pull` rewrite mtimes, and Snakemake 9 reruns whatever is older than a touched
     # input (a directory or a file too big to checksum) whatever the rerun triggers; `snakemake --touch`
@@ -208,3 +255,22 @@ def _json(path):
 
 def _without_clock(rows):
     return [{k: v for k, v in row.items() if k not in CLOCK} for row in rows]
+
+
+def _adding_a_task_plans_only_its_jobs(root):
+    """A task added to glue.tasks plans its four jobs plus the gathering ones; a change to one task's entry
+    replans only that task's jobs (tracked params are per wildcard)."""
+    gathering = {"glue": 1, "export": 1, "all": 1}
+    per_task = {f"glue_{s}": 1 for s in ("teacher", "transfer", "distill", "evaluate")}
+    params = tiny_params()
+    params["glue"]["tasks"]["rte"] = {"data": {"train_size": 100}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    jobs, out = _plan(root, *LOCAL)
+    assert jobs == {**per_task, **gathering}
+    assert "Fine-tuning the rte teacher" in out and "stsb" not in out
+    params["glue"]["tasks"].pop("rte")
+    params["glue"]["tasks"]["stsb"]["teacher"] = {"epochs": 2}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    jobs, out = _plan(root, *LOCAL)
+    assert jobs == {**per_task, **gathering}
+    assert "Fine-tuning the stsb teacher" in out

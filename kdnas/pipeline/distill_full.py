@@ -53,7 +53,7 @@ def distill_full_stage(args, params: dict) -> str:
     cfg = params["distill_full"]
     winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
     arch = Arch.from_key(winner["arch"])
-    checkpoint = stage_checkpoint("distill_full", params, [args.teacher, args.transfer, args.ranking, args.latency])
+    checkpoint = stage_checkpoint(f"distill_full/{task.name}", params, [args.teacher, args.transfer, args.ranking, args.latency])
     seed_everything(params["seed"])
     build = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression)
     attn = "eager" if build.needs_attentions else None  # sdpa attention returns no attention maps

@@ -1,16 +1,14 @@
-"""Stage 7: GLUE metrics of teacher and student, speed-ups, plots and the report."""
+"""Stage 7: GLUE metrics of teacher and student on the search task, speed-ups and plots (the glue stage
+writes the report)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 
 from kdnas.batching import encode
-from kdnas.io import atomic_path, read_json, write_json, write_text
+from kdnas.io import atomic_path, read_json, write_json
 from kdnas.metrics import glue_metrics, percent_of_teacher, predictions
 from kdnas.models import count_parameters
 from kdnas.pipeline.common import check_task_data, load_teacher, task_split
-from kdnas.report import markdown_report, pareto_plot
 from kdnas.tasks import get_task
 from kdnas.training import predict
 
@@ -35,7 +33,8 @@ def evaluate_stage(args, params: dict) -> str:
     metrics = {"task": task.name, "main_metric": main, "arch": arch, "teacher": scores["teacher"],
                "student": scores["student"],
                "percent_of_teacher": percent_of_teacher(scores["student"][main], scores["teacher"][main]),
-               "param_ratio": scores["teacher"]["params"] / scores["student"]["params"], "speedup": speedups}
+               "param_ratio": scores["teacher"]["params"] / scores["student"]["params"], "speedup": speedups,
+               "dev_examples": len(dev)}
     write_json(args.metrics, metrics)
     with atomic_path(args.predictions) as tmp:
         pd.DataFrame({"label": dev["label"], "teacher": preds["teacher"], "student": preds["student"]}).to_csv(tmp, index=False)
@@ -43,10 +42,5 @@ def evaluate_stage(args, params: dict) -> str:
             for m, v in scores[name].items() if m != "params"]
     with atomic_path(args.comparison) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    trials = pd.read_csv(args.trials)
-    with atomic_path(args.report) as tmp:
-        tmp.mkdir()
-        pareto_plot(trials, arch, Path(tmp) / "pareto.png", main)
-        write_text(Path(tmp) / "README.md", markdown_report(metrics, latency, trials, params))
-    return (f"wrote {args.metrics} and {args.report}: student {arch} {main} {scores['student'][main]:.4f} vs teacher "
+    return (f"wrote {args.metrics}: student {arch} {main} {scores['student'][main]:.4f} vs teacher "
             f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%), speed-up {speedups}")

@@ -24,7 +24,7 @@ rule distill_full:
         " --model {output.model} --summary {output.summary} 2> {log}"
 
 
-# Stage 7: GLUE metrics, speed-ups, plots and the report.
+# Stage 7: GLUE metrics and speed-ups on the search task (the glue rule writes the report).
 rule evaluate:
     input:
         script="stages/evaluate.py",
@@ -32,12 +32,10 @@ rule evaluate:
         student=rules.distill_full.output.model,
         summary=rules.distill_full.output.summary,
         latency=rules.latency.output.table,
-        trials=rules.search.output.trials_csv,
     output:
         metrics="metrics/evaluate.json",
         predictions="results/evaluate/predictions.csv",
         comparison="plots/comparison.csv",
-        report=directory("report"),
     params:
         params_file=PARAMS_FILE,
         tracked=block("seed", "task", "data", "evaluate"),
@@ -47,6 +45,5 @@ rule evaluate:
         "Evaluating teacher and student"
     shell:
         "python {input.script} --params {params.params_file} --teacher {input.teacher} --student {input.student}"
-        " --summary {input.summary} --latency {input.latency} --trials {input.trials}"
-        " --metrics {output.metrics} --predictions {output.predictions} --comparison {output.comparison}"
-        " --report {output.report} 2> {log}"
+        " --summary {input.summary} --latency {input.latency}"
+        " --metrics {output.metrics} --predictions {output.predictions} --comparison {output.comparison} 2> {log}"

@@ -1,0 +1,96 @@
+"""Shippable students: the HF folder with readable labels and a model card, plus ONNX with a parity check."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from kdnas.errors import KdnasError
+from kdnas.glue import official_metrics
+from kdnas.onnx_runtime import OrtModel, export_onnx, max_abs_difference
+from kdnas.tasks import GlueTask
+
+# human-readable class names for the binary tasks whose GLUE files use 0/1
+LABEL_NAMES = {"sst2": ("negative", "positive"), "cola": ("unacceptable", "acceptable"),
+               "mrpc": ("not_equivalent", "equivalent"), "qqp": ("not_duplicate", "duplicate"),
+               "wnli": ("not_entailment", "entailment")}
+PARITY_TOLERANCE = 1e-3  # max |logit difference| ONNX Runtime may show against PyTorch
+
+
+def label_config(model, task: GlueTask) -> None:
+    """Label names and problem type in the config, so ``pipeline("text-classification")`` reads them
+    (a regression head gets raw scores instead of a sigmoid)."""
+    if task.is_regression:
+        model.config.problem_type = "regression"
+        model.config.id2label, model.config.label2id = {0: "score"}, {"score": 0}
+        return
+    names = LABEL_NAMES.get(task.name, task.labels)
+    model.config.problem_type = "single_label_classification"
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {name: i for i, name in enumerate(names)}
+
+
+def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int, threads: int) -> float:
+    """Exports ``model`` to ``path`` and returns the largest logit difference ONNX Runtime shows on ``texts``
+    (pairs as tuples); raises when it exceeds PARITY_TOLERANCE."""
+    export_onnx(model, path)
+    firsts = [t[0] if isinstance(t, tuple) else t for t in texts]
+    seconds = [t[1] for t in texts] if isinstance(texts[0], tuple) else None
+    inputs = dict(tokenizer(firsts, seconds, truncation=True, max_length=max_length, padding=True, return_tensors="pt"))
+    if "token_type_ids" not in inputs:
+        import torch
+
+        inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+    diff = max_abs_difference(model, OrtModel(path, model.config.vocab_size, threads), inputs)
+    if diff > PARITY_TOLERANCE:
+        raise KdnasError(f"ONNX export of {path.parent.name} differs from PyTorch by {diff:.2e} "
+                         f"(tolerance {PARITY_TOLERANCE:g})")
+    return diff
+
+
+def _metric_rows(task: str, teacher: dict, student: dict) -> list[str]:
+    rows = ["| metric | teacher | student | % of teacher |", "|---|---|---|---|"]
+    for name in [m for m in teacher if m != "params"]:
+        share = f"{100 * student[name] / teacher[name]:.1f}%" if teacher[name] > 0 else "n/a"
+        official = " (GLUE)" if name in official_metrics(task) else ""
+        rows.append(f"| {name}{official} | {teacher[name]:.4f} | {student[name]:.4f} | {share} |")
+    return rows
+
+
+def model_card(info: dict) -> str:
+    """README.md for the exported folder. ``info`` holds task, arch, backbone, metrics (teacher/student),
+    train rows, latency rows, ONNX parity and the task's params."""
+    task, arch = info["task"], info["arch"]
+    front = {"library_name": "transformers", "pipeline_tag": "text-classification",
+             "tags": ["kdnas", "knowledge-distillation", "neural-architecture-search", "glue", task],
+             "datasets": ["nyu-mll/glue"], "metrics": list(official_metrics(task))}
+    lat = info["latency"]
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
+             f"# {arch}: a distilled BERT student for GLUE {info['folder']}", "",
+             f"A {info['student_params'] / 1e6:.1f}M-parameter student ({info['arch_dims']}) found by kdnas's "
+             f"architecture search on {info['search_task']} and distilled from a teacher fine-tuned on {task} "
+             f"({info['backbone']}, {info['teacher_params'] / 1e6:.1f}M parameters).", "",
+             "## Data", "",
+             f"GLUE {info['folder']} (`{info['glue_dir']}`): the teacher was fine-tuned on {info['teacher_train_rows']:,} "
+             f"training rows; the student learned from the teacher's cached logits on {info['student_train_rows']:,} "
+             f"training rows (max length {info['max_length']} tokens). Scores are on {info['dev_rows']:,} dev rows; "
+             "GLUE's test labels are hidden.", "",
+             "## Metrics (dev)", ""] + _metric_rows(task, info["teacher"], info["student"]) + [
+             "", "## Latency", "",
+             "Measured by kdnas's latency stage (medians of interleaved runs, sequence length "
+             f"{lat[0]['seq_len'] if lat else '?'}, {info['hardware']}):", "",
+             "| backend | batch | teacher ms | student ms | speed-up |", "|---|---|---|---|---|"]
+    lines += [f"| {r['backend']} | {r['batch_size']} | {r['teacher_ms']:.1f} | {r['student_ms']:.1f} | {r['speedup']:.1f}x |"
+              for r in lat]
+    lines += ["", "## Files", "",
+              "`model.safetensors`, `config.json` and the tokenizer load with `transformers`; `model.onnx` "
+              f"(inputs input_ids, attention_mask, token_type_ids; output logits) matches PyTorch within "
+              f"{info['onnx_max_abs_diff']:.1e} on {info['parity_rows']} dev rows.", "",
+              "```python", "from transformers import pipeline", "",
+              "classify = pipeline(\"text-classification\", model=\"path/to/this/folder\")"]
+    example = "{\"text\": \"A man is playing a guitar.\", \"text_pair\": \"A man plays music.\"}" if info["pair"] \
+        else "\"a gripping, beautifully acted film\""
+    lines += [f"classify({example})" + ("  # score: the predicted similarity" if info["regression"] else ""),
+              "```", "", "## Training params", "", "```yaml", yaml.safe_dump(info["params"], sort_keys=False).strip(),
+              "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""The GLUE gather stage: the search task and every fanned-out task in one table, the GLUE score, the
+student's share of the teachers, and the report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kdnas.glue import glue_table
+from kdnas.glue_params import glue_tasks
+from kdnas.io import atomic_path, read_json, write_json, write_text
+from kdnas.report import glue_plot, markdown_report, pareto_plot
+
+
+def gather_results(params: dict, search_metrics: str, glue_dir: str) -> dict:
+    """task -> its evaluate metrics, the search task first."""
+    results = {params["task"]: read_json(search_metrics)}
+    for task in glue_tasks(params):
+        results[task] = read_json(Path(glue_dir) / task / "evaluate.json")
+    return results
+
+
+def glue_stage(args, params: dict) -> str:
+    results = gather_results(params, args.search_metrics, args.glue_metrics)
+    table = glue_table({task: {"teacher": r["teacher"], "student": r["student"]} for task, r in results.items()})
+    arch = read_json(args.summary)["winner"]["arch"]
+    latency = pd.read_csv(args.latency)
+    speedup = {("" if r.backend == "eager" else f"{r.backend}_") + f"bs{r.batch_size}": round(r.speedup, 3)
+               for r in latency.itertuples() if r.model == arch}
+    search = results[params["task"]]
+    write_json(args.metrics, {"arch": arch, "search_task": params["task"], **table, "speedup": speedup,
+                              "teacher_params": search["teacher"]["params"], "student_params": search["student"]["params"]})
+    rows = [{"task": task, "model": model, "score": row[model]} for task, row in table["tasks"].items()
+            for model in ("teacher", "student")]
+    with atomic_path(args.plot) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    trials = pd.read_csv(args.trials)
+    with atomic_path(args.report) as tmp:
+        tmp.mkdir()
+        pareto_plot(trials, arch, Path(tmp) / "pareto.png", search["main_metric"])
+        glue_plot(table, Path(tmp) / "glue.png")
+        write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials, params))
+    return (f"wrote {args.metrics} and {args.report}: GLUE score student {100 * table['student']:.1f} vs teachers "
+            f"{100 * table['teacher']:.1f} ({table['percent_of_teacher']:.1f}%) on {', '.join(table['tasks'])}")

@@ -1,0 +1,25 @@
+"""GLUE fan-out, per task: the searched architecture distilled from that task's teacher.
+
+The winner is picked exactly as for the search task (same ranking, same measured latency, same reward),
+then checked against the search task's summary so that every task gets the architecture the report names.
+"""
+from __future__ import annotations
+
+from kdnas.errors import KdnasError
+from kdnas.glue_params import task_params
+from kdnas.io import read_json
+from kdnas.pipeline.distill_full import distill_full_stage
+
+
+def glue_distill_stage(args, params: dict) -> str:
+    searched = read_json(args.searched)["winner"]["arch"]
+    task_cfg = task_params(params, args.task)
+    # gradient importance is measured on the search task's teacher; another task's teacher inherits by magnitude
+    task_cfg["space"] = {**task_cfg["space"], "importance": "magnitude"}
+    args.proxy = None
+    out = distill_full_stage(args, task_cfg)
+    picked = read_json(args.summary)["winner"]["arch"]
+    if picked != searched:  # cannot happen with equal inputs; guards a ranking/latency edited by hand
+        raise KdnasError(f"{args.task}: picked {picked} but the search task's student is {searched}; "
+                         "rerun distill_full")
+    return f"{args.task}: " + out

@@ -1,0 +1,9 @@
+"""GLUE fan-out, per task: the transfer rows with that task's teacher's logits cached once."""
+from __future__ import annotations
+
+from kdnas.glue_params import task_params
+from kdnas.pipeline.transfer import transfer_stage
+
+
+def glue_transfer_stage(args, params: dict) -> str:
+    return f"{args.task}: " + transfer_stage(args, task_params(params, args.task))

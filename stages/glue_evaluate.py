@@ -1,0 +1,15 @@
+"""GLUE fan-out, glue_evaluate: GLUE dev metrics of one task's teacher and of the searched student."""
+import sys
+
+from kdnas.cli import run_stage, stage_parser
+from kdnas.pipeline.glue_evaluate import glue_evaluate_stage
+
+parser = stage_parser("glue_evaluate", __doc__)
+parser.add_argument("--task", required=True, help="a task of glue.tasks")
+parser.add_argument("--teacher", required=True, help="input: the task's teacher (HF folder)")
+parser.add_argument("--student", required=True, help="input: the task's student (HF folder)")
+parser.add_argument("--metrics", required=True, help="output: teacher and student dev metrics (JSON)")
+parser.add_argument("--predictions", required=True, help="output: dev predictions of both (CSV)")
+
+if __name__ == "__main__":
+    sys.exit(run_stage("glue_evaluate", glue_evaluate_stage, parser))

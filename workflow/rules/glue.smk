@@ -1,0 +1,148 @@
+# GLUE fan-out: every task of glue.tasks (wildcard {task}) gets its own teacher, cached logits and the
+# searched student; `glue` gathers them with the search task into the GLUE table and the report, and
+# `export` writes every student as a shippable folder. Each job tracks only its own task's params entry.
+GLUE_TASKS = list(config["glue"]["tasks"] or {})
+
+
+wildcard_constraints:
+    task="|".join(GLUE_TASKS) or "no-glue-task",
+
+
+def task_block(*keys):
+    """block() plus the job's own glue.tasks entry, so a change to one task reruns only that task's jobs."""
+    return lambda wildcards: {**block(*keys), **block(f"glue.tasks.{wildcards.task}")}
+
+
+rule glue_teacher:
+    input:
+        script="stages/glue_teacher.py",
+    output:
+        model=directory("results/glue/{task}/teacher/model"),
+        metrics="metrics/glue/{task}/teacher.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=task_block("seed", "data", "teacher"),
+    log:
+        f"{LOGS}/glue_teacher/{{task}}.log",
+    message:
+        "Fine-tuning the {wildcards.task} teacher"
+    shell:
+        "python {input.script} --params {params.params_file} --task {wildcards.task}"
+        " --model {output.model} --metrics {output.metrics} 2> {log}"
+
+
+rule glue_transfer:
+    input:
+        script="stages/glue_transfer.py",
+        teacher=rules.glue_teacher.output.model,
+    output:
+        out="results/glue/{task}/transfer/logits.parquet",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=task_block("seed", "data", "transfer"),
+    log:
+        f"{LOGS}/glue_transfer/{{task}}.log",
+    message:
+        "Caching the {wildcards.task} teacher's logits"
+    shell:
+        "python {input.script} --params {params.params_file} --task {wildcards.task}"
+        " --teacher {input.teacher} --out {output.out} 2> {log}"
+
+
+rule glue_distill:
+    input:
+        script="stages/glue_distill.py",
+        teacher=rules.glue_teacher.output.model,
+        transfer=rules.glue_transfer.output.out,
+        ranking=rules.distill_topk.output.ranking,
+        latency=rules.latency.output.table,
+        searched=rules.distill_full.output.summary,
+    output:
+        model=directory("results/glue/{task}/student/model"),
+        summary="results/glue/{task}/student/summary.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=task_block("seed", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
+                           "distill_full"),
+    log:
+        f"{LOGS}/glue_distill/{{task}}.log",
+    message:
+        "Distilling the searched student from the {wildcards.task} teacher"
+    shell:
+        "python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
+        " --transfer {input.transfer} --ranking {input.ranking} --latency {input.latency}"
+        " --searched {input.searched} --model {output.model} --summary {output.summary} 2> {log}"
+
+
+rule glue_evaluate:
+    input:
+        script="stages/glue_evaluate.py",
+        teacher=rules.glue_teacher.output.model,
+        student=rules.glue_distill.output.model,
+    output:
+        predictions="results/glue/{task}/predictions.csv",
+        metrics="metrics/glue/{task}/evaluate.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=task_block("seed", "data", "evaluate"),
+    log:
+        f"{LOGS}/glue_evaluate/{{task}}.log",
+    message:
+        "Scoring the {wildcards.task} teacher and student"
+    shell:
+        "python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
+        " --student {input.student} --metrics {output.metrics} --predictions {output.predictions} 2> {log}"
+
+
+# The GLUE table of the search task and every glue task, and the report.
+rule glue:
+    input:
+        script="stages/glue.py",
+        search=rules.evaluate.output.metrics,
+        tasks=expand("metrics/glue/{task}/evaluate.json", task=GLUE_TASKS),
+        summary=rules.distill_full.output.summary,
+        latency=rules.latency.output.table,
+        trials=rules.search.output.trials_csv,
+    output:
+        report=directory("report"),
+        metrics="metrics/glue.json",
+        plot="plots/glue.csv",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data", "teacher", "transfer", "proxy", "space", "latency_profile", "search",
+                      "distill_topk", "latency", "distill_full", "evaluate", "glue"),
+    log:
+        f"{LOGS}/glue.log",
+    message:
+        "Writing the GLUE table and the report"
+    shell:
+        "python {input.script} --params {params.params_file} --search-metrics {input.search}"
+        " --glue-metrics metrics/glue --summary {input.summary} --latency {input.latency} --trials {input.trials}"
+        " --metrics {output.metrics} --plot {output.plot} --report {output.report} 2> {log}"
+
+
+# Every task's student as a shippable folder: HF files, model card, ONNX checked against PyTorch.
+rule export:
+    input:
+        script="stages/export.py",
+        student=rules.distill_full.output.model,
+        summary=rules.distill_full.output.summary,
+        search=rules.evaluate.output.metrics,
+        teacher=rules.teacher.output.metrics,
+        students=expand("results/glue/{task}/student/model", task=GLUE_TASKS),
+        tasks=expand("metrics/glue/{task}/evaluate.json", task=GLUE_TASKS),
+        latency=rules.latency.output.table,
+    output:
+        out=directory("export"),
+        metrics="metrics/export.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "task", "data", "teacher", "transfer", "space", "latency.threads", "distill_full", "glue"),
+    log:
+        f"{LOGS}/export.log",
+    message:
+        "Exporting every task's student (HF, model card, ONNX)"
+    shell:
+        "python {input.script} --params {params.params_file} --student {input.student} --summary {input.summary}"
+        " --search-metrics {input.search} --teacher-metrics {input.teacher} --glue-results results/glue"
+        " --glue-metrics metrics/glue --latency {input.latency} --out {output.out} --metrics {output.metrics} 2> {log}"
