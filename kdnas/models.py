@@ -67,6 +67,19 @@ def load_pretrained_for_task(backbone: str, task: GlueTask, trust_remote_code: b
     return model, load_tokenizer(source, trust_remote_code)
 
 
+def start_regression_head_at(model, mean: float) -> None:
+    """Sets a regression head's output bias to the training labels' mean.
+
+    A fresh head predicts about 0 while STS-B scores average about 2.7: with a short CPU budget the
+    fine-tuning spends its steps chasing that offset instead of the similarity (measured: bias 0.0015
+    after 94 steps, dev Pearson 0.15).
+    """
+    head = model.get_submodule("classifier")
+    final = head.out_proj if hasattr(head, "out_proj") else head  # BERT: Linear; RoBERTa-style: a small MLP
+    with torch.no_grad():
+        final.bias.fill_(float(mean))
+
+
 def load_model(path: str | Path, attn_implementation: str | None = None):
     """Loads a fine-tuned model saved by this pipeline (safetensors only, no remote code)."""
     path = Path(path)

@@ -7,7 +7,8 @@ from kdnas.data import check_local_split, resolve_glue_dir
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
 from kdnas.metrics import glue_metrics
-from kdnas.models import count_parameters, load_pretrained_for_task, resolve_backbone, save_model
+from kdnas.models import (count_parameters, load_pretrained_for_task, resolve_backbone, save_model,
+                          start_regression_head_at)
 from kdnas.pipeline.common import check_task_data, seed_everything, task_split
 from kdnas.tasks import get_task
 from kdnas.training import predict, train_model
@@ -23,6 +24,8 @@ def teacher_stage(args, params: dict) -> str:
     seed_everything(params["seed"])
     train, dev = task_split(params, "train", "train_size"), task_split(params, "dev", "dev_size")
     model, tokenizer = load_pretrained_for_task(cfg["backbone"], task, cfg.get("trust_remote_code", False))
+    if task.is_regression:
+        start_regression_head_at(model, train["label"].astype(float).mean())
     max_len = params["data"]["max_length"]
     train_enc, dev_enc = encode(tokenizer, train, max_len), encode(tokenizer, dev, max_len)
     loss = build_loss([{"name": "label", "weight": 1.0}], temperature=1.0, regression=task.is_regression)
