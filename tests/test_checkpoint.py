@@ -139,7 +139,8 @@ def test_distill_full_stopped_by_sigterm_says_so_and_resumes_bit_identical(dvc_r
     r = dvc_run / "results"
     args = ["--params", str(params), "--teacher", str(r / "teacher/model"), "--transfer",
             str(r / "transfer/logits.parquet"), "--ranking", str(r / "distill_topk/ranking.json"),
-            "--latency", str(r / "latency/latency.csv"), "--model", "student", "--summary", "summary.json"]
+            "--latency", str(r / "latency/latency.csv"), "--proxy", str(r / "proxy"), "--model", "student",
+            "--summary", "summary.json"]
     first = _start("distill_full", args, tmp_path)
     _wait_for_checkpoint(first, tmp_path / "checkpoints" / "distill_full" / "sst2")
     first.send_signal(signal.SIGTERM)
