@@ -15,6 +15,7 @@ from kdnas.metrics import glue_metrics, percent_of_teacher, predictions
 from kdnas.models import count_parameters
 from kdnas.pipeline.common import check_task_data, load_teacher, task_split
 from kdnas.tasks import get_task
+from kdnas.training import predict
 
 # extra dev splits and the suffix their metrics get
 EXTRA_SPLITS = {"dev_mismatched": "_mm"}
@@ -32,7 +33,7 @@ def glue_evaluate_stage(args, params: dict) -> str:
         model, tokenizer = load_teacher(path)
         scores[name] = {"params": count_parameters(model)}
         for split, frame in data.items():
-            logits = predict_split(model, tokenizer, frame, max_len, batch)
+            logits = predict(model, encode(tokenizer, frame, max_len), batch_size=batch)
             suffix = EXTRA_SPLITS.get(split, "")
             scores[name].update({f"{m}{suffix}": v for m, v in glue_metrics(task, frame["label"].to_numpy(), logits).items()})
             if split == "dev":
@@ -47,8 +48,3 @@ def glue_evaluate_stage(args, params: dict) -> str:
     return (f"{task.name}: wrote {args.metrics}: student {main} {scores['student'][main]:.4f} vs teacher "
             f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%) on {len(data['dev'])} dev rows")
 
-
-def predict_split(model, tokenizer, frame, max_len: int, batch: int):
-    from kdnas.training import predict
-
-    return predict(model, encode(tokenizer, frame, max_len), batch_size=batch)
