@@ -70,6 +70,10 @@ def _check_cross_fields(params: dict[str, Any]) -> None:
     if k > search["candidates"]:
         raise ParamsError(f"params: distill_topk.k = {k} exceeds search.candidates = "
                           f"{search['candidates']} (top-k must come from evaluated trials)")
+    bounds = search.get("prescreen") or {}
+    low, high = bounds.get("min_speedup"), bounds.get("max_speedup")
+    if low is not None and high is not None and low > high:
+        raise ParamsError(f"params: search.prescreen.min_speedup = {low} exceeds max_speedup = {high}")
     try:
         SearchSpace.from_params(params["space"])  # raises when no architecture is valid
         check_strategy(search["strategy"], search.get("strategy_kwargs"))

@@ -45,6 +45,9 @@ def test_shipped_params_files_are_valid():
     (lambda p: p["distill_full"]["losses"].append({"name": "hiden", "weight": 1}), "unknown loss 'hiden'"),
     (lambda p: p["search"]["reward"].update(alpha=0.5), "search.reward.alpha = 0.5 is invalid"),
     (lambda p: p["latency"].pop("repeats"), "latency: 'repeats' is a required property"),
+    (lambda p: p["search"].update(prescreen={"min_speedup": 5, "max_speedup": 3}),
+     "search.prescreen.min_speedup = 5 exceeds max_speedup = 3"),
+    (lambda p: p["search"].update(prescreen={"max_speed": 3}), "unknown key search.prescreen.max_speed"),
 ])
 def test_bad_params_get_one_line_errors(mutate, expected):
     assert expected in _bad(mutate)

@@ -151,3 +151,27 @@ def test_under_analytic_latency_the_winner_ignores_measured_times():
     assert winner["latency_ms"] == 31.0  # the measurement is still recorded
     measured = dict(params, search={**params["search"], "latency": {**params["search"]["latency"], "mode": "predicted"}})
     assert pick_winner(ranking, latency, measured)["arch"] != "L1-H384-A12-F384"  # what measurement noise would do
+
+
+def test_prescreen_distils_only_candidates_in_the_speedup_band(setup, tmp_path):
+    params, teacher, *_ = setup
+    banded = json.loads(json.dumps(params))
+    banded["search"].update(candidates=8, prescreen={"min_speedup": 3.0, "max_speedup": 8.0})
+    banded["search"]["latency"]["mode"] = "analytic"
+    banded["space"].update(layers=[1, 2, 3], hidden=[128, 192, 384], heads=[4, 6, 12], ffn=[384, 768])
+    lat = {"batch_size": 32, "seq_len": banded["latency"]["seq_len"]}
+    t = teacher.config
+    teacher_arch = runner.Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size)
+    space = runner.SearchSpace.from_params(banded["space"], max_head_size=32)
+    speedups = {a.key: runner.estimated_speedup(a, teacher_arch, lat) for a in space.archs}
+    inside = {key for key, s in speedups.items() if 3.0 <= s <= 8.0}
+    assert inside and min(speedups.values()) < 3.0 and max(speedups.values()) > 8.0  # cut on both sides
+    trials = _run(setup, tmp_path / "trials.jsonl", banded)
+    assert len(trials) == min(8, len(inside))
+    assert {t["arch"] for t in trials} <= inside
+    assert all(3.0 <= t["speedup"] <= 8.0 for t in trials)
+
+    banded["search"]["prescreen"] = {"min_speedup": 500.0, "max_speedup": None}
+    with pytest.raises(runner.KdnasError, match=r"search.prescreen \[500.0, inf\] keeps no architecture: "
+                                                r"estimated speed-ups in the space run from"):
+        _run(setup, tmp_path / "none.jsonl", banded)

@@ -70,6 +70,36 @@ class TrialLog:
         write_json(self.state_path, {**state, "fingerprint": self.fingerprint})
 
 
+def estimated_speedup(arch: Arch, teacher_arch: Arch, lat: dict, model: LatencyPredictor | None = None,
+                      predictor: dict | None = None) -> float:
+    """The teacher's latency over the candidate's, from what costs nothing to get: the latency profile's
+    prediction when there is one, else the MAC count (:func:`kdnas.latency_model.analytic_ms`)."""
+    if model is not None:
+        return predictor["teacher_latency_ms"] / model.predict(arch)
+    return analytic_ms(teacher_arch, lat["batch_size"], lat["seq_len"]) / analytic_ms(arch, lat["batch_size"], lat["seq_len"])
+
+
+def prescreen(space: SearchSpace, bounds: dict | None, teacher_arch: Arch, lat: dict,
+              model: LatencyPredictor | None = None, predictor: dict | None = None) -> SearchSpace:
+    """Keeps the architectures whose estimated speed-up lies in ``[min_speedup, max_speedup]``.
+
+    Distilling a candidate is the search's whole cost, and latency is known before it: a student slower than
+    the target loses the hard constraint whatever its accuracy, and one far faster than needed gives away
+    capacity (accuracy grows with size), so neither is worth a trial. A bound of None is open.
+    """
+    if not bounds or (bounds.get("min_speedup") is None and bounds.get("max_speedup") is None):
+        return space
+    low, high = bounds.get("min_speedup") or 0.0, bounds.get("max_speedup") or float("inf")
+    speedups = {a: estimated_speedup(a, teacher_arch, lat, model, predictor) for a in space.archs}
+    kept = space.restrict(lambda a: low <= speedups[a] <= high)
+    if not kept.archs:
+        raise KdnasError(f"search.prescreen [{low}, {high}] keeps no architecture: estimated speed-ups in the "
+                         f"space run from {min(speedups.values()):.2f}x to {max(speedups.values()):.2f}x")
+    log.info("prescreen: %d of %d architectures estimated at %.1f-%.1fx the teacher's speed", len(kept.archs),
+             len(space.archs), low, high)
+    return kept
+
+
 def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predictor: dict | None = None
                ) -> tuple[list[dict], dict]:
     """Runs (or resumes) the search in rounds of ``search.proposals_per_round`` candidates.
@@ -89,24 +119,26 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     teacher_head = teacher.config.hidden_size // teacher.config.num_attention_heads
     init = params["space"]["init"]
     space = SearchSpace.from_params(params["space"], max_head_size=teacher_head if init == "inherit" else None)
-    budget = min(search["candidates"], len(space))
-    strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
     lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
     fingerprint = search_fingerprint(params) + ("" if predictor is None else
                                                 hashlib.sha256(json.dumps(predictor["coefficients"]).encode()).hexdigest()[:8])
     trial_log = TrialLog(trials_path, fingerprint)
     model = None if predictor is None else LatencyPredictor.from_dict(predictor)
     analytic = search["latency"]["mode"] == "analytic"
+    t = teacher.config
+    teacher_arch = Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size)
     trials, state = trial_log.load()
     if state:
-        strategy.load_state_dict(state["strategy"])
         teacher_ms = state["teacher_latency_ms"]
-        log.info("resuming search: %d trials done", len(trials))
     else:
-        t = teacher.config
-        teacher_arch = Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size)
         teacher_ms = (analytic_ms(teacher_arch, lat["batch_size"], lat["seq_len"]) if analytic
                       else _latency(teacher, lat) if model is None else predictor["teacher_latency_ms"])
+    space = prescreen(space, search.get("prescreen"), teacher_arch, lat, model, predictor)
+    budget = min(search["candidates"], len(space))
+    strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
+    if state:
+        strategy.load_state_dict(state["strategy"])
+        log.info("resuming search: %d trials done", len(trials))
     target_ms = teacher_ms / search["reward"]["target_speedup"]
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}

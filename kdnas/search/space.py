@@ -1,6 +1,7 @@
 """The student search space: the product of per-dimension choices, less invalid combinations."""
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -22,6 +23,7 @@ class SearchSpace:
         self.choices = {"layers": sorted(set(layers)), "hidden": sorted(set(hidden)),
                         "heads": sorted(set(heads)), "ffn": sorted(set(ffn))}
         self.max_head_size = max_head_size
+        self.allowed: frozenset[Arch] | None = None  # set by restrict(): a prescreened subset
         self.archs = [Arch(*combo) for combo in itertools.product(*(self.choices[d] for d in self.DIMS))
                       if self.is_valid(Arch(*combo))]
         if not self.archs:
@@ -33,7 +35,20 @@ class SearchSpace:
     def from_params(cls, space: dict, max_head_size: int | None = None) -> "SearchSpace":
         return cls(space["layers"], space["hidden"], space["heads"], space["ffn"], max_head_size)
 
+    def restrict(self, keep) -> "SearchSpace":
+        """A copy holding only the architectures for which ``keep(arch)`` is true.
+
+        Choices (and so encodings) are unchanged, so surrogates see the same coordinates; ``mutate`` and
+        ``is_valid`` stay inside the subset.
+        """
+        subset = copy.copy(self)
+        subset.archs = [a for a in self.archs if keep(a)]
+        subset.allowed = frozenset(subset.archs)
+        return subset
+
     def is_valid(self, arch: Arch) -> bool:
+        if self.allowed is not None:
+            return arch in self.allowed
         if any(getattr(arch, d) not in self.choices[d] for d in self.DIMS):
             return False
         if arch.hidden % arch.heads:
