@@ -163,7 +163,8 @@ def test_prescreen_distils_only_candidates_in_the_speedup_band(setup, tmp_path):
     t = teacher.config
     teacher_arch = runner.Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size)
     space = runner.SearchSpace.from_params(banded["space"], max_head_size=32)
-    speedups = {a.key: runner.estimated_speedup(a, teacher_arch, lat) for a in space.archs}
+    teacher_macs = runner.analytic_ms(teacher_arch, lat["batch_size"], lat["seq_len"])
+    speedups = {a.key: teacher_macs / runner.analytic_ms(a, lat["batch_size"], lat["seq_len"]) for a in space.archs}
     inside = {key for key, s in speedups.items() if 3.0 <= s <= 8.0}
     assert inside and min(speedups.values()) < 3.0 and max(speedups.values()) > 8.0  # cut on both sides
     trials = _run(setup, tmp_path / "trials.jsonl", banded)

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 from kdnas.arch import Arch
 from kdnas.errors import KdnasError
@@ -70,18 +71,8 @@ class TrialLog:
         write_json(self.state_path, {**state, "fingerprint": self.fingerprint})
 
 
-def estimated_speedup(arch: Arch, teacher_arch: Arch, lat: dict, model: LatencyPredictor | None = None,
-                      predictor: dict | None = None) -> float:
-    """The teacher's latency over the candidate's, from what costs nothing to get: the latency profile's
-    prediction when there is one, else the MAC count (:func:`kdnas.latency_model.analytic_ms`)."""
-    if model is not None:
-        return predictor["teacher_latency_ms"] / model.predict(arch)
-    return analytic_ms(teacher_arch, lat["batch_size"], lat["seq_len"]) / analytic_ms(arch, lat["batch_size"], lat["seq_len"])
-
-
-def prescreen(space: SearchSpace, bounds: dict | None, teacher_arch: Arch, lat: dict,
-              model: LatencyPredictor | None = None, predictor: dict | None = None) -> SearchSpace:
-    """Keeps the architectures whose estimated speed-up lies in ``[min_speedup, max_speedup]``.
+def prescreen(space: SearchSpace, bounds: dict | None, speedup_of: Callable[[Arch], float]) -> SearchSpace:
+    """Keeps the architectures whose estimated speed-up, ``speedup_of(arch)``, lies in ``[min_speedup, max_speedup]``.
 
     Distilling a candidate is the search's whole cost, and latency is known before it: a student slower than
     the target loses the hard constraint whatever its accuracy, and one far faster than needed gives away
@@ -90,7 +81,7 @@ def prescreen(space: SearchSpace, bounds: dict | None, teacher_arch: Arch, lat: 
     if not bounds or (bounds.get("min_speedup") is None and bounds.get("max_speedup") is None):
         return space
     low, high = bounds.get("min_speedup") or 0.0, bounds.get("max_speedup") or float("inf")
-    speedups = {a: estimated_speedup(a, teacher_arch, lat, model, predictor) for a in space.archs}
+    speedups = {a: speedup_of(a) for a in space.archs}
     kept = space.restrict(lambda a: low <= speedups[a] <= high)
     if not kept.archs:
         raise KdnasError(f"search.prescreen [{low}, {high}] keeps no architecture: estimated speed-ups in the "
@@ -124,16 +115,26 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
                                                 hashlib.sha256(json.dumps(predictor["coefficients"]).encode()).hexdigest()[:8])
     trial_log = TrialLog(trials_path, fingerprint)
     model = None if predictor is None else LatencyPredictor.from_dict(predictor)
-    analytic = search["latency"]["mode"] == "analytic"
+    # where latency comes from: the MAC count, the profile's prediction, or a timing per candidate
+    source = "analytic" if search["latency"]["mode"] == "analytic" else "measured" if model is None else "predicted"
+
+    def free_latency_ms(arch: Arch) -> float:
+        """The profile's prediction, else the MAC count (under ``measured``, the prescreen's stand-in)."""
+        return model.predict(arch) if source == "predicted" else analytic_ms(arch, lat["batch_size"], lat["seq_len"])
+
     t = teacher.config
     teacher_arch = Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size)
     trials, state = trial_log.load()
     if state:
         teacher_ms = state["teacher_latency_ms"]
+    elif source == "measured":
+        teacher_ms = _latency(teacher, lat)
+    elif source == "predicted":
+        teacher_ms = predictor["teacher_latency_ms"]  # measured when the profile was made
     else:
-        teacher_ms = (analytic_ms(teacher_arch, lat["batch_size"], lat["seq_len"]) if analytic
-                      else _latency(teacher, lat) if model is None else predictor["teacher_latency_ms"])
-    space = prescreen(space, search.get("prescreen"), teacher_arch, lat, model, predictor)
+        teacher_ms = free_latency_ms(teacher_arch)
+    reference_ms = teacher_ms if source == "predicted" else free_latency_ms(teacher_arch)
+    space = prescreen(space, search.get("prescreen"), lambda arch: reference_ms / free_latency_ms(arch))
     budget = min(search["candidates"], len(space))
     strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
     if state:
@@ -157,12 +158,8 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
                 break
         results = evaluator(round_left)
         for arch, result in zip(list(round_left), results):
-            if analytic:
-                latency_ms = analytic_ms(arch, lat["batch_size"], lat["seq_len"])
-            elif model is None:
-                latency_ms = _latency(build_student(teacher, arch, init=init), lat)  # weights do not matter
-            else:
-                latency_ms = model.predict(arch)
+            latency_ms = (_latency(build_student(teacher, arch, init=init), lat) if source == "measured"
+                          else free_latency_ms(arch))  # the weights do not matter
             value = reward(max(result["score"], 0.0), latency_ms, target_ms, search["reward"]["alpha"],
                            search["reward"]["beta"])
             strategy.tell(arch, value)
