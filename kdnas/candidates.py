@@ -28,12 +28,6 @@ def kd_loss_on(task: GlueTask, student_logits: np.ndarray, teacher_logits: np.nd
         return float(loss({"logits": torch.tensor(student_logits)}, {"logits": torch.tensor(teacher_logits)}, None))
 
 
-def attention_implementation(block: dict, task: GlueTask) -> str | None:
-    """``eager`` when the block's losses read attention maps (sdpa attention returns none), else the default."""
-    loss = build_loss(block["losses"], temperature=block["temperature"], regression=task.is_regression)
-    return "eager" if loss.needs_attentions else None
-
-
 def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,
                       init: str, seed: int, show_progress: bool = False,
                       importance: dict | None = None, checkpoint=None) -> tuple[object, dict]:

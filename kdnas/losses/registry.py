@@ -67,3 +67,10 @@ def build_loss(specs: list[dict], *, temperature: float, regression: bool, stude
     if not terms:
         raise KdnasError("params: every loss weight is zero; at least one loss must be on")
     return WeightedLoss(terms, weights)
+
+
+def attention_implementation(block: dict, regression: bool) -> str | None:
+    """``eager`` when a params block's losses read attention maps (sdpa attention returns none), else None
+    (the model's default)."""
+    loss = build_loss(block["losses"], temperature=block["temperature"], regression=regression)
+    return "eager" if loss.needs_attentions else None

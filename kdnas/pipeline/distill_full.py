@@ -9,7 +9,7 @@ from kdnas.checkpoint import stage_checkpoint
 from kdnas.errors import KdnasError
 from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.losses import build_loss
+from kdnas.losses import attention_implementation, build_loss
 from kdnas.models import count_parameters, save_model
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.reward import reward
@@ -49,18 +49,24 @@ def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dic
 
 
 def distill_full_stage(args, params: dict) -> str:
+    return distill_winner(args, params, importance=inheritance_scores(params, args.proxy))
+
+
+def distill_winner(args, params: dict, importance: dict | None) -> str:
+    """Picks the winner, builds it from ``args.teacher`` and distils it on ``args.transfer``.
+
+    ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
+    """
     task = get_task(params["task"])
     cfg = params["distill_full"]
     winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
     arch = Arch.from_key(winner["arch"])
     checkpoint = stage_checkpoint(f"distill_full/{task.name}", params, [args.teacher, args.transfer, args.ranking, args.latency])
     seed_everything(params["seed"])
-    build = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression)
-    attn = "eager" if build.needs_attentions else None  # sdpa attention returns no attention maps
+    attn = attention_implementation(cfg, task.is_regression)
     teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn)
     train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
-    student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"],
-                            importance=inheritance_scores(params, args.proxy))
+    student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"], importance=importance)
     if attn:
         student.config._attn_implementation = attn
     loss = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression,

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
-from kdnas.candidates import attention_implementation, distill_candidate
+from kdnas.candidates import distill_candidate
 from kdnas.checkpoint import stage_checkpoint
 from kdnas.errors import KdnasError
 from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
+from kdnas.losses import attention_implementation
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.reward import reward
 from kdnas.tasks import get_task
@@ -45,7 +46,8 @@ class _ProxyRun:
         self.checkpoint = stage_checkpoint(checkpoint_name, params, [args.teacher, args.proxy, args.ranked])
         self.task = get_task(params["task"])
         seed_everything(params["seed"])
-        self.teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"], self.task))
+        self.teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"],
+                                                                                      self.task.is_regression))
         max_len = params["data"]["max_length"]
         self.train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
         self.dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)

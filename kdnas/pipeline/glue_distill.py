@@ -8,16 +8,13 @@ from __future__ import annotations
 from kdnas.errors import KdnasError
 from kdnas.glue_params import task_params
 from kdnas.io import read_json
-from kdnas.pipeline.distill_full import distill_full_stage
+from kdnas.pipeline.distill_full import distill_winner
 
 
 def glue_distill_stage(args, params: dict) -> str:
     searched = read_json(args.searched)["winner"]["arch"]
-    task_cfg = task_params(params, args.task)
     # gradient importance is measured on the search task's teacher; another task's teacher inherits by magnitude
-    task_cfg["space"] = {**task_cfg["space"], "importance": "magnitude"}
-    args.proxy = None
-    out = distill_full_stage(args, task_cfg)
+    out = distill_winner(args, task_params(params, args.task), importance=None)
     picked = read_json(args.summary)["winner"]["arch"]
     if picked != searched:  # cannot happen with equal inputs; guards a ranking/latency edited by hand
         raise KdnasError(f"{args.task}: picked {picked} but the search task's student is {searched}; "
