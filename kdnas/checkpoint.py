@@ -3,8 +3,9 @@
 A stage's checkpoint lives in ``<checkpoint.dir>/<stage>/<key>/``, outside its declared outputs (DVC and
 Snakemake delete those before rerunning a stage). The key hashes the stage's params (the ``checkpoint``
 block aside: it does not change results) and the contents of its input files, so a checkpoint of other
-params or inputs is never resumed: it is removed when the stage starts. The stage deletes its checkpoint
-once its outputs are written.
+params or inputs is never resumed. Nothing is deleted when a stage starts (its inputs may yet prove bad, and
+an interrupted run of other params may be wanted back): the stage deletes its checkpoint, and any left under
+other keys, only once its outputs are written.
 
 Files are ours: tensors via ``torch.save`` read back with ``torch.load(weights_only=True)``, finished
 candidates' results as JSON.
@@ -24,16 +25,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from kdnas.errors import KdnasError
+from kdnas.errors import StopRequested  # noqa: F401 (re-exported)
 from kdnas.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
-
-
-class StopRequested(KdnasError):
-    """SIGTERM arrived; a checkpoint was saved at the step boundary that followed."""
-
-    exit_code = 143  # 128 + SIGTERM, what a shell reports for a terminated job
 
 
 def _hash_path(digest, path: Path) -> None:
@@ -57,8 +52,9 @@ def stage_key(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> st
 class Checkpoint:
     """One folder of resumable state: a training state (``train.pt``) and finished parts (``done/*.json``)."""
 
-    def __init__(self, folder: Path, every_steps: int):
+    def __init__(self, folder: Path, every_steps: int, stage_root: Path | None = None):
         self.folder, self.every_steps = Path(folder), every_steps
+        self.stage_root = stage_root  # the folder of every key of this stage: stale keys go with clear()
 
     def sub(self, name: str) -> "Checkpoint":
         """A checkpoint for one part of the stage (e.g. one candidate of distill_topk)."""
@@ -87,7 +83,12 @@ class Checkpoint:
         shutil.rmtree(self.folder / name, ignore_errors=True)  # its training state is no longer needed
 
     def clear(self) -> None:
+        """Deletes this checkpoint, and the stage's checkpoints under other keys: called once outputs are written."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self.stage_root is not None and self.stage_root.is_dir():
+            for stale in self.stage_root.iterdir():
+                log.info("removing checkpoint %s: made under other params or inputs", stale)
+                shutil.rmtree(stale, ignore_errors=True)
         # <dir>/<stage>/<task>, <dir>/<stage>, then <dir>, each when empty
         for parent in list(self.folder.parents)[:3]:
             try:
@@ -99,19 +100,14 @@ class Checkpoint:
 def stage_checkpoint(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> Checkpoint | None:
     """The stage's checkpoint under params' ``checkpoint`` block (None when absent or ``every_steps`` is 0).
 
-    Checkpoints of this stage under other keys (other params or inputs) are deleted: they can never resume.
+    Checkpoints of this stage under other keys (other params or inputs) can never resume here; they are kept
+    until this one's :meth:`Checkpoint.clear`, so a run that fails on bad input deletes nothing.
     """
     cfg = params.get("checkpoint") or {}
     if not cfg.get("every_steps"):
         return None
     root = Path(cfg.get("dir", "checkpoints")) / stage
-    key = stage_key(stage, params, inputs)
-    if root.is_dir():
-        for stale in root.iterdir():
-            if stale.name != key:
-                log.info("removing checkpoint %s: made under other params or inputs", stale)
-                shutil.rmtree(stale, ignore_errors=True)
-    return Checkpoint(root / key, cfg["every_steps"])
+    return Checkpoint(root / stage_key(stage, params, inputs), cfg["every_steps"], stage_root=root)
 
 
 def rng_state() -> dict:

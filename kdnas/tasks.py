@@ -25,6 +25,12 @@ class GlueTask:
         metrics: metric names, the first is the task's main metric.
         hub_text_fields: field names in the hub dataset.
         splits: split name -> file stem (MNLI has matched/mismatched dev sets).
+        hub_labels: the hub's ClassLabel name of each label, in ``labels`` order (None: the same strings).
+            The hub names classes (``negative``/``positive``) where GLUE's files have digits, and orders
+            MNLI's differently, so hub rows are mapped by name, never by their integer.
+        score_range: the scores a regression task's labels may take (STS-B: 0 to 5).
+        skip_malformed: skip (and count) rows with the wrong number of columns instead of refusing the file:
+            QQP's train.tsv is known to hold a few such rows (GLUE's own loaders skip them too).
     """
 
     name: str
@@ -37,6 +43,9 @@ class GlueTask:
     metrics: tuple[str, ...]
     hub_text_fields: tuple[str, ...]
     splits: tuple[tuple[str, str], ...] = (("train", "train"), ("dev", "dev"))
+    hub_labels: tuple[str, ...] | None = None
+    score_range: tuple[float, float] = (float("-inf"), float("inf"))
+    skip_malformed: bool = False
 
     @property
     def is_regression(self) -> bool:
@@ -49,6 +58,10 @@ class GlueTask:
     @property
     def main_metric(self) -> str:
         return self.metrics[0]
+
+    @property
+    def hub_label_names(self) -> tuple[str, ...]:
+        return self.hub_labels or self.labels
 
     def split_file(self, split: str) -> str:
         files = dict(self.splits)
@@ -69,21 +82,27 @@ TASKS: dict[str, GlueTask] = {
     t.name: t
     for t in [
         # CoLA: source, label, original-label mark, sentence; no header.
-        GlueTask("cola", "CoLA", False, (3,), 1, 4, _BINARY, ("mcc", "accuracy"), ("sentence",)),
-        GlueTask("sst2", "SST-2", True, (0,), 1, 2, _BINARY, ("accuracy",), ("sentence",)),
+        GlueTask("cola", "CoLA", False, (3,), 1, 4, _BINARY, ("mcc", "accuracy"), ("sentence",),
+                 hub_labels=("unacceptable", "acceptable")),
+        GlueTask("sst2", "SST-2", True, (0,), 1, 2, _BINARY, ("accuracy",), ("sentence",),
+                 hub_labels=("negative", "positive")),
         # MRPC: Quality, #1 ID, #2 ID, #1 String, #2 String (header starts with a BOM).
-        GlueTask("mrpc", "MRPC", True, (3, 4), 0, 5, _BINARY, ("f1", "accuracy"), ("sentence1", "sentence2")),
+        GlueTask("mrpc", "MRPC", True, (3, 4), 0, 5, _BINARY, ("f1", "accuracy"), ("sentence1", "sentence2"),
+                 hub_labels=("not_equivalent", "equivalent")),
         # QQP: id, qid1, qid2, question1, question2, is_duplicate.
-        GlueTask("qqp", "QQP", True, (3, 4), 5, 6, _BINARY, ("f1", "accuracy"), ("question1", "question2")),
+        GlueTask("qqp", "QQP", True, (3, 4), 5, 6, _BINARY, ("f1", "accuracy"), ("question1", "question2"),
+                 hub_labels=("not_duplicate", "duplicate"), skip_malformed=True),
         # STS-B: 10 columns, sentence1/2 at 7/8, score last.
-        GlueTask("stsb", "STS-B", True, (7, 8), 9, 10, (), ("pearson", "spearman"), ("sentence1", "sentence2")),
+        GlueTask("stsb", "STS-B", True, (7, 8), 9, 10, (), ("pearson", "spearman"), ("sentence1", "sentence2"),
+                 score_range=(0.0, 5.0)),
         # MNLI: 12 columns (train) / 16 (dev), sentence1/2 at 8/9, gold label last.
         GlueTask("mnli", "MNLI", True, (8, 9), -1, None, ("contradiction", "entailment", "neutral"),
                  ("accuracy",), ("premise", "hypothesis"),
                  splits=(("train", "train"), ("dev", "dev_matched"), ("dev_mismatched", "dev_mismatched"))),
         GlueTask("qnli", "QNLI", True, (1, 2), 3, 4, _ENTAIL2, ("accuracy",), ("question", "sentence")),
         GlueTask("rte", "RTE", True, (1, 2), 3, 4, _ENTAIL2, ("accuracy",), ("sentence1", "sentence2")),
-        GlueTask("wnli", "WNLI", True, (1, 2), 3, 4, _BINARY, ("accuracy",), ("sentence1", "sentence2")),
+        GlueTask("wnli", "WNLI", True, (1, 2), 3, 4, _BINARY, ("accuracy",), ("sentence1", "sentence2"),
+                 hub_labels=("not_entailment", "entailment")),
     ]
 }
 

@@ -3,7 +3,6 @@ transfer set; export a plain Hugging Face model."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.distill_full import distill_full_stage
 
 parser = stage_parser("distill_full", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
@@ -15,4 +14,4 @@ parser.add_argument("--model", required=True, help="output: distilled student (H
 parser.add_argument("--summary", required=True, help="output: winner and training history (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("distill_full", distill_full_stage, parser))
+    sys.exit(run_stage("distill_full", "kdnas.pipeline.distill_full:distill_full_stage", parser))

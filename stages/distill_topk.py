@@ -4,7 +4,6 @@ then one that ranks their results (--gather)."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.distill_topk import distill_topk_stage
 
 parser = stage_parser("distill_topk", __doc__)
 parser.add_argument("--teacher", help="input: fine-tuned teacher (HF folder)")
@@ -32,4 +31,4 @@ def _check_mode(args):
 
 if __name__ == "__main__":
     _check_mode(parser.parse_args())
-    sys.exit(run_stage("distill_topk", distill_topk_stage, parser))
+    sys.exit(run_stage("distill_topk", "kdnas.pipeline.distill_topk:distill_topk_stage", parser))

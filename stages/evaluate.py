@@ -3,7 +3,6 @@ and speed-ups, as DVC metrics and plots (the glue stage writes the report)."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.evaluate import evaluate_stage
 
 parser = stage_parser("evaluate", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
@@ -15,4 +14,4 @@ parser.add_argument("--predictions", required=True, help="output: student and te
 parser.add_argument("--comparison", required=True, help="output: teacher vs student table for plots (CSV)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("evaluate", evaluate_stage, parser))
+    sys.exit(run_stage("evaluate", "kdnas.pipeline.evaluate:evaluate_stage", parser))

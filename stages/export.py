@@ -3,7 +3,6 @@ names, a model card README.md, model.onnx checked against PyTorch)."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.export import export_stage
 
 parser = stage_parser("export", __doc__)
 parser.add_argument("--student", required=True, help="input: the search task's student (HF folder)")
@@ -17,4 +16,4 @@ parser.add_argument("--out", required=True, help="output: folder of <task>/ expo
 parser.add_argument("--metrics", required=True, help="output: ONNX parity per task (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("export", export_stage, parser))
+    sys.exit(run_stage("export", "kdnas.pipeline.export:export_stage", parser))

@@ -3,7 +3,6 @@ student, GLUE score, share of the teacher, speed-ups) as DVC metrics and plots, 
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.glue import glue_stage
 
 parser = stage_parser("glue", __doc__)
 parser.add_argument("--search-metrics", required=True, help="input: the search task's evaluate metrics (JSON)")
@@ -16,4 +15,4 @@ parser.add_argument("--plot", required=True, help="output: task scores of teache
 parser.add_argument("--report", required=True, help="output: report folder (README.md + PNGs)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("glue", glue_stage, parser))
+    sys.exit(run_stage("glue", "kdnas.pipeline.glue:glue_stage", parser))

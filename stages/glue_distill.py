@@ -3,7 +3,6 @@ export a plain Hugging Face model."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.glue_distill import glue_distill_stage
 
 parser = stage_parser("glue_distill", __doc__)
 parser.add_argument("--task", required=True, help="a task of glue.tasks")
@@ -16,4 +15,4 @@ parser.add_argument("--model", required=True, help="output: distilled student (H
 parser.add_argument("--summary", required=True, help="output: winner and training history (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("glue_distill", glue_distill_stage, parser))
+    sys.exit(run_stage("glue_distill", "kdnas.pipeline.glue_distill:glue_distill_stage", parser))

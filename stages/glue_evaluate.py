@@ -2,7 +2,6 @@
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.glue_evaluate import glue_evaluate_stage
 
 parser = stage_parser("glue_evaluate", __doc__)
 parser.add_argument("--task", required=True, help="a task of glue.tasks")
@@ -12,4 +11,4 @@ parser.add_argument("--metrics", required=True, help="output: teacher and studen
 parser.add_argument("--predictions", required=True, help="output: dev predictions of both (CSV)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("glue_evaluate", glue_evaluate_stage, parser))
+    sys.exit(run_stage("glue_evaluate", "kdnas.pipeline.glue_evaluate:glue_evaluate_stage", parser))

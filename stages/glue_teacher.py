@@ -3,7 +3,6 @@ params); save it and its dev metrics."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.glue_teacher import glue_teacher_stage
 
 parser = stage_parser("glue_teacher", __doc__)
 parser.add_argument("--task", required=True, help="a task of glue.tasks")
@@ -11,4 +10,4 @@ parser.add_argument("--model", required=True, help="output: fine-tuned teacher (
 parser.add_argument("--metrics", required=True, help="output: dev metrics (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("glue_teacher", glue_teacher_stage, parser))
+    sys.exit(run_stage("glue_teacher", "kdnas.pipeline.glue_teacher:glue_teacher_stage", parser))

@@ -3,7 +3,6 @@ threads, warm-up, median of repeats) at every configured batch size."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.latency import latency_stage
 
 parser = stage_parser("latency", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
@@ -12,4 +11,4 @@ parser.add_argument("--table", required=True, help="output: one row per model an
 parser.add_argument("--metrics", required=True, help="output: speed-ups and hardware (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("latency", latency_stage, parser))
+    sys.exit(run_stage("latency", "kdnas.pipeline.latency:latency_stage", parser))

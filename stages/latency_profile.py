@@ -3,7 +3,6 @@ the search uses (validated on held-out architectures)."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.latency_profile import latency_profile_stage
 
 parser = stage_parser("latency_profile", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder; gives the model family)")
@@ -11,4 +10,4 @@ parser.add_argument("--predictor", required=True, help="output: fitted predictor
 parser.add_argument("--metrics", required=True, help="output: held-out Spearman and MAPE (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("latency_profile", latency_profile_stage, parser))
+    sys.exit(run_stage("latency_profile", "kdnas.pipeline.latency_profile:latency_profile_stage", parser))

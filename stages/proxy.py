@@ -3,7 +3,6 @@
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.proxy import proxy_stage
 
 parser = stage_parser("proxy", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
@@ -11,4 +10,4 @@ parser.add_argument("--out", required=True, help="output: folder with train.parq
                     "(and train.states.safetensors, importance.safetensors when needed)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("proxy", proxy_stage, parser))
+    sys.exit(run_stage("proxy", "kdnas.pipeline.proxy:proxy_stage", parser))

@@ -3,7 +3,6 @@ and latency; log every trial and write them ranked by reward."""
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.search import search_stage
 
 parser = stage_parser("search", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
@@ -18,4 +17,4 @@ parser.add_argument("--hypervolume", required=True, help="output: hypervolume an
 parser.add_argument("--metrics", required=True, help="output: search summary metrics (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("search", search_stage, parser))
+    sys.exit(run_stage("search", "kdnas.pipeline.search:search_stage", parser))

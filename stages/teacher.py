@@ -2,11 +2,10 @@
 import sys
 
 from kdnas.cli import run_stage, stage_parser
-from kdnas.pipeline.teacher import teacher_stage
 
 parser = stage_parser("teacher", __doc__)
 parser.add_argument("--model", required=True, help="output: fine-tuned teacher (HF folder)")
 parser.add_argument("--metrics", required=True, help="output: dev metrics (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("teacher", teacher_stage, parser))
+    sys.exit(run_stage("teacher", "kdnas.pipeline.teacher:teacher_stage", parser))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import GLUE_DIR
+from conftest import GLUE_DIR, tiny_params
 from kdnas.data import DataError, load_split, read_glue_tsv, split_proxy, stratified_subset
 from kdnas.errors import KdnasError
 from kdnas.tasks import TASKS, get_task
@@ -85,27 +85,80 @@ def test_empty_file_missing_folder_and_unknown_task(tmp_path):
         load_split("cola", "dev", str(tmp_path))
     with pytest.raises(DataError, match="split file not found: .*SST-2/train.tsv"):
         load_split("sst2", "train", str(tmp_path))
-    with pytest.raises(DataError, match="GLUE folder not found"):
+    with pytest.raises(DataError, match="data.glue_dir = '.*nowhere': folder not found"):
         load_split("sst2", "dev", str(tmp_path / "nowhere"))
     with pytest.raises(KdnasError, match="unknown GLUE task 'sst3'"):
         load_split("sst3", "dev", str(tmp_path))
 
 
-def test_missing_folder_falls_back_to_the_hub_only_when_allowed_and_online(tmp_path, monkeypatch):
+def test_a_missing_folder_is_an_error_never_the_hub(tmp_path, monkeypatch):
     from kdnas.data import resolve_glue_dir
 
-    missing = str(tmp_path / "nowhere")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # even with a network, a typo never loads the hub
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    assert resolve_glue_dir(missing, hub_fallback=True) is None  # None: read from the hub
-    assert resolve_glue_dir("hub") is None
-    with pytest.raises(DataError, match="GLUE folder not found: .*nowhere \\(set data.glue_dir"):
-        resolve_glue_dir(missing, hub_fallback=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match="and the hub is switched off"):
-        resolve_glue_dir(missing, hub_fallback=True)
-    monkeypatch.setenv("KDNAS_GLUE_DIR", str(GLUE_DIR))
-    assert resolve_glue_dir(missing, hub_fallback=False) == GLUE_DIR
+    assert resolve_glue_dir("hub") is None  # asked for: read from the hub
+    with pytest.raises(DataError, match="data.glue_dir = '.*nowhere': folder not found .*or 'hub'"):
+        resolve_glue_dir(str(tmp_path / "nowhere"))
+    (tmp_path / "file.tsv").write_text("x")
+    with pytest.raises(DataError, match="data.glue_dir = '.*file.tsv' is a file, not a folder"):
+        resolve_glue_dir(str(tmp_path / "file.tsv"))
+    monkeypatch.setenv("KDNAS_GLUE_DIR", str(GLUE_DIR))  # no hidden override: params say where data is
+    with pytest.raises(DataError, match="folder not found"):
+        resolve_glue_dir(str(tmp_path / "nowhere"))
+
+
+def test_bad_bytes_and_bad_scores_name_file_and_line(tmp_path):
+    _write(tmp_path, "SST-2", "dev.tsv", "sentence\tlabel\nfine\t1\n")
+    (tmp_path / "SST-2" / "train.tsv").write_bytes(b"sentence\tlabel\na fine film\t1\nna\xefve\xff\t0\n")
+    with pytest.raises(DataError, match=r"SST-2/train.tsv:3: byte b'\\xff' is not UTF-8 text"):
+        load_split("sst2", "train", str(tmp_path))
+    header = "genre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    for score in ("nan", "7.5", "-1"):
+        _write(tmp_path, "STS-B", "dev.tsv", header + f"a\tb\t2012\t0\tx\ty\tA man.\tA man.\t{score}\n")
+        with pytest.raises(DataError, match=rf"STS-B/dev.tsv:2: score '{score}' is outside stsb's range \[0, 5\]"):
+            load_split("stsb", "dev", str(tmp_path))
+
+
+def test_sizes_larger_than_the_split_are_refused():
+    from kdnas.pipeline.common import task_split
+    from kdnas.pipeline.transfer import transfer_set
+
+    params = tiny_params()
+    params["data"]["dev_size"] = 5000
+    with pytest.raises(DataError, match="params: data.dev_size = 5000 exceeds the 872 rows of sst2's dev split"):
+        task_split(params, "dev", "dev_size")
+    params["transfer"]["size"] = 100_000
+    with pytest.raises(DataError, match="params: transfer.size = 100000 exceeds the 67349 rows of sst2's train"):
+        transfer_set(params)
+
+
+def test_hub_rows_are_mapped_by_label_name():
+    """nyu-mll/glue orders MNLI's classes entailment, neutral, contradiction and names SST-2's; kdnas maps
+    each row by its ClassLabel name, so an id never lands on another class."""
+    import datasets
+
+    from kdnas.data import hub_frame
+
+    features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"]),
+                                  "idx": datasets.Value("int32")})
+    mnli = datasets.Dataset.from_dict({"premise": ["p0", "p1", "p2"], "hypothesis": ["h0", "h1", "h2"],
+                                       "label": [0, 1, 2], "idx": [0, 1, 2]}, features=features)
+    task = get_task("mnli")
+    frame = hub_frame(task, mnli)
+    assert [task.labels[i] for i in frame["label"]] == ["entailment", "neutral", "contradiction"]
+    sst2 = datasets.Dataset.from_dict(
+        {"sentence": ["bad", "good"], "label": [0, 1], "idx": [0, 1]},
+        features=datasets.Features({"sentence": datasets.Value("string"), "idx": datasets.Value("int32"),
+                                    "label": datasets.ClassLabel(names=["negative", "positive"])}))
+    assert hub_frame(get_task("sst2"), sst2)["label"].tolist() == [0, 1]  # GLUE's files: 0 negative, 1 positive
+    unlabelled = sst2.cast_column("label", datasets.Value("int64")).map(lambda row: {"label": -1})
+    unlabelled = unlabelled.cast_column("label", datasets.ClassLabel(names=["negative", "positive"]))
+    with pytest.raises(DataError, match=r"label ids \[-1\] have no name"):
+        hub_frame(get_task("sst2"), unlabelled)
+    renamed = mnli.cast_column("label", datasets.ClassLabel(names=["yes", "maybe", "no"]))
+    with pytest.raises(DataError, match=r"names its labels \['yes', 'maybe', 'no'\]"):
+        hub_frame(task, renamed)
 
 
 def test_task_table_is_complete():

@@ -3,12 +3,16 @@ result after a library change)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO
+
+
+STAGE_FUNCTION = re.compile(r"^kdnas(\.\w+)+:\w+$")
 
 
 def _module_file(name: str) -> Path | None:
@@ -27,6 +31,8 @@ def kdnas_imports(path: Path, seen: set[Path] | None = None) -> set[Path]:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names if alias.name.startswith("kdnas")]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and STAGE_FUNCTION.match(node.value):
+            names = [node.value.split(":")[0]]  # run_stage("x", "kdnas.pipeline.x:x_stage", ...) imports it lazily
         for name in names:
             found = _module_file(name)
             if found and found not in seen:

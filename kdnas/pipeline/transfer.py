@@ -10,7 +10,7 @@ import pandas as pd
 
 from kdnas.batching import encode
 from kdnas.cache import write_logit_table
-from kdnas.data import stratified_subset
+from kdnas.data import check_size, stratified_subset
 from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
 from kdnas.tasks import get_task
 from kdnas.training import predict
@@ -23,7 +23,8 @@ def transfer_set(params: dict) -> pd.DataFrame:
     seed, regression = params["seed"], task.is_regression
     taught = stratified_subset(full, params["data"]["train_size"], seed, regression, keep_index=True)
     size = params["transfer"]["size"]
-    size = len(full) if size is None else min(size, len(full))
+    check_size(size, len(full), "transfer.size", f"{task.name}'s train split")
+    size = len(full) if size is None else size
     if size <= len(taught):
         return taught.head(size).reset_index(drop=True)
     extra = stratified_subset(full.drop(index=taught.index), size - len(taught), seed + 1, regression)

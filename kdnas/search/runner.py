@@ -15,7 +15,7 @@ from typing import Callable
 
 from kdnas.arch import Arch
 from kdnas.errors import KdnasError
-from kdnas.io import read_json, write_json
+from kdnas.io import read_json, write_json, write_text
 from kdnas.latency import measure_interleaved
 from kdnas.latency_model import LatencyPredictor, analytic_ms
 from kdnas.search.registry import build_strategy
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 def search_fingerprint(params: dict) -> str:
     """Hash of everything that changes trial results; a different hash starts a new log."""
     keys = {k: params[k] for k in ("seed", "task", "data", "teacher", "proxy", "space", "search")}
+    keys["latency"] = {k: params["latency"][k] for k in ("seq_len", "threads")}  # measured/predicted latencies
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -53,8 +54,24 @@ class TrialLog:
         if state.get("fingerprint") != self.fingerprint:
             self._set_aside()
             return [], None
-        trials = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-        trials = trials[: state["num_trials"]]  # a line written after the last state save is redone
+        # The state is saved after each trial's line, so lines past its count (a line whose state save was
+        # killed, or a line torn by a SIGKILL mid-write) are dropped: that trial is redone.
+        lines = self.path.read_text().split("\n")
+        count = state["num_trials"]
+        if len(lines) <= count or any(not line.strip() for line in lines[:count]):
+            raise KdnasError(f"{self.path} holds fewer trials than {self.state_path} records ({count}); "
+                             "delete both to start the search again")
+        trials = []
+        for number, line in enumerate(lines[:count], start=1):
+            try:
+                trials.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise KdnasError(f"{self.path}:{number}: not a JSON trial ({error.msg}); delete it and "
+                                 f"{self.state_path.name} to start the search again") from None
+        if len(lines) > count + 1 or lines[count]:
+            log.info("trial log: dropping %d line(s) written after the last saved state",
+                     len([l for l in lines[count:] if l]))
+            write_text(self.path, "".join(line + "\n" for line in lines[:count]))
         return trials, state
 
     def _set_aside(self) -> None:

@@ -2,6 +2,12 @@
 # with the same one-line errors the stage CLIs give.
 import json
 
+from pathlib import Path
+
+import yaml
+
+from kdnas.data import task_data_files
+from kdnas.glue_params import glue_tasks, task_params
 from kdnas.params import validate_params
 
 
@@ -20,6 +26,52 @@ def block(*keys):
             node = node[part]
         out[key] = node
     return out
+
+
+def _dvc_code_deps():
+    """Each dvc.yaml stage's code deps (stages/ and kdnas/ entries, folders expanded to their .py files): the
+    one list of what a stage runs, so a library edit reruns the same jobs under both engines."""
+    stages = yaml.safe_load(open("dvc.yaml"))["stages"]
+    code = {}
+    for name, stage in stages.items():
+        deps = (stage.get("do") or stage).get("deps", [])
+        files = []
+        for dep in deps:
+            if dep.startswith(("stages/", "kdnas/")):
+                files += sorted(str(p) for p in Path(dep).rglob("*.py")) if Path(dep).is_dir() else [dep]
+        code[name] = files
+    return code
+
+
+DVC_CODE = _dvc_code_deps()
+
+
+def stage_code(stage):
+    """The code files dvc.yaml lists for ``stage``: inputs of the rule that runs it."""
+    return DVC_CODE[stage]
+
+
+def search_task_data(*splits):
+    """The search task's local data files (all splits when none are named); none for the hub."""
+    return [str(p) for p in task_data_files(config, splits or None)]
+
+
+def all_tasks_dev_data(wildcards):
+    """The dev files of the search task and of every fanned-out task (export's parity check reads them)."""
+    files = search_task_data("dev")
+    for task in glue_tasks(config):
+        files += [str(p) for p in task_data_files(task_params(config, task), ("dev",))]
+    return files
+
+
+def fanout_task_data(wildcards):
+    """The data files of the job's own glue task."""
+    return [str(p) for p in task_data_files(task_params(config, wildcards.task))]
+
+
+def task_block(*keys):
+    """block() plus the job's own glue.tasks entry, so a change to one task reruns only that task's jobs."""
+    return lambda wildcards: {**block(*keys), **block(f"glue.tasks.{wildcards.task}")}
 
 
 def topk_candidates(wildcards):

@@ -8,14 +8,11 @@ wildcard_constraints:
     task="|".join(GLUE_TASKS) or "no-glue-task",
 
 
-def task_block(*keys):
-    """block() plus the job's own glue.tasks entry, so a change to one task reruns only that task's jobs."""
-    return lambda wildcards: {**block(*keys), **block(f"glue.tasks.{wildcards.task}")}
-
-
 rule glue_teacher:
     input:
         script="stages/glue_teacher.py",
+        code=stage_code("glue_teacher"),
+        data=fanout_task_data,
     output:
         model=directory("results/glue/{task}/teacher/model"),
         metrics="metrics/glue/{task}/teacher.json",
@@ -27,13 +24,15 @@ rule glue_teacher:
     message:
         "Fine-tuning the {wildcards.task} teacher"
     shell:
-        "python {input.script} --params {params.params_file} --task {wildcards.task}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task}"
         " --model {output.model} --metrics {output.metrics} 2> {log}"
 
 
 rule glue_transfer:
     input:
         script="stages/glue_transfer.py",
+        code=stage_code("glue_transfer"),
+        data=fanout_task_data,
         teacher=rules.glue_teacher.output.model,
     output:
         out="results/glue/{task}/transfer/logits.parquet",
@@ -45,13 +44,14 @@ rule glue_transfer:
     message:
         "Caching the {wildcards.task} teacher's logits"
     shell:
-        "python {input.script} --params {params.params_file} --task {wildcards.task}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task}"
         " --teacher {input.teacher} --out {output.out} 2> {log}"
 
 
 rule glue_distill:
     input:
         script="stages/glue_distill.py",
+        code=stage_code("glue_distill"),
         teacher=rules.glue_teacher.output.model,
         transfer=rules.glue_transfer.output.out,
         ranking=rules.distill_topk.output.ranking,
@@ -69,7 +69,7 @@ rule glue_distill:
     message:
         "Distilling the searched student from the {wildcards.task} teacher"
     shell:
-        "python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
         " --transfer {input.transfer} --ranking {input.ranking} --latency {input.latency}"
         " --searched {input.searched} --model {output.model} --summary {output.summary} 2> {log}"
 
@@ -77,6 +77,8 @@ rule glue_distill:
 rule glue_evaluate:
     input:
         script="stages/glue_evaluate.py",
+        code=stage_code("glue_evaluate"),
+        data=fanout_task_data,
         teacher=rules.glue_teacher.output.model,
         student=rules.glue_distill.output.model,
     output:
@@ -90,7 +92,7 @@ rule glue_evaluate:
     message:
         "Scoring the {wildcards.task} teacher and student"
     shell:
-        "python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
         " --student {input.student} --metrics {output.metrics} --predictions {output.predictions} 2> {log}"
 
 
@@ -98,6 +100,7 @@ rule glue_evaluate:
 rule glue:
     input:
         script="stages/glue.py",
+        code=stage_code("glue"),
         search=rules.evaluate.output.metrics,
         tasks=expand("metrics/glue/{task}/evaluate.json", task=GLUE_TASKS),
         summary=rules.distill_full.output.summary,
@@ -116,7 +119,7 @@ rule glue:
     message:
         "Writing the GLUE table and the report"
     shell:
-        "python {input.script} --params {params.params_file} --search-metrics {input.search}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --search-metrics {input.search}"
         " --glue-metrics metrics/glue --summary {input.summary} --latency {input.latency} --trials {input.trials}"
         " --metrics {output.metrics} --plot {output.plot} --report {output.report} 2> {log}"
 
@@ -125,6 +128,8 @@ rule glue:
 rule export:
     input:
         script="stages/export.py",
+        code=stage_code("export"),
+        data=all_tasks_dev_data,
         student=rules.distill_full.output.model,
         summary=rules.distill_full.output.summary,
         search=rules.evaluate.output.metrics,
@@ -143,6 +148,6 @@ rule export:
     message:
         "Exporting every task's student (HF, model card, ONNX)"
     shell:
-        "python {input.script} --params {params.params_file} --student {input.student} --summary {input.summary}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --student {input.student} --summary {input.summary}"
         " --search-metrics {input.search} --teacher-metrics {input.teacher} --glue-results results/glue"
         " --glue-metrics metrics/glue --latency {input.latency} --out {output.out} --metrics {output.metrics} 2> {log}"

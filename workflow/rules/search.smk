@@ -2,6 +2,7 @@
 rule latency_profile:
     input:
         script="stages/latency_profile.py",
+        code=stage_code("latency_profile"),
         teacher=rules.teacher.output.model,
     output:
         predictor="results/latency_profile/predictor.json",
@@ -14,7 +15,7 @@ rule latency_profile:
     message:
         "Profiling latency of {config[latency_profile][samples]} architectures"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher}"
         " --predictor {output.predictor} --metrics {output.metrics} 2> {log}"
 
 
@@ -42,7 +43,7 @@ checkpoint search:
     message:
         "Searching architectures with {config[search][strategy]}"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
         " --latency-predictor {input.predictor} --trials {output.trials} --trials-csv {output.trials_csv} --ranked {output.ranked}"
         " --pareto {output.pareto} --hypervolume {output.hypervolume} --metrics {output.metrics} 2> {log}"
 
@@ -55,6 +56,7 @@ include: "topk.smk"
 rule latency:
     input:
         script="stages/latency.py",
+        code=stage_code("latency"),
         teacher=rules.teacher.output.model,
         ranking=rules.distill_topk.output.ranking,
     output:
@@ -68,5 +70,5 @@ rule latency:
     message:
         "Measuring latency"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher} --ranking {input.ranking}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --ranking {input.ranking}"
         " --table {output.table} --metrics {output.metrics} 2> {log}"

@@ -2,6 +2,7 @@
 rule distill_full:
     input:
         script="stages/distill_full.py",
+        code=stage_code("distill_full"),
         teacher=rules.teacher.output.model,
         transfer=rules.transfer.output.out,
         proxy=rules.proxy.output.out,
@@ -19,7 +20,7 @@ rule distill_full:
     message:
         "Distilling the chosen student on the transfer set"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher}"
         " --transfer {input.transfer} --proxy {input.proxy} --ranking {input.ranking} --latency {input.latency}"
         " --model {output.model} --summary {output.summary} 2> {log}"
 
@@ -28,6 +29,8 @@ rule distill_full:
 rule evaluate:
     input:
         script="stages/evaluate.py",
+        code=stage_code("evaluate"),
+        data=search_task_data("dev"),
         teacher=rules.teacher.output.model,
         student=rules.distill_full.output.model,
         summary=rules.distill_full.output.summary,
@@ -44,6 +47,6 @@ rule evaluate:
     message:
         "Evaluating teacher and student"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher} --student {input.student}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --student {input.student}"
         " --summary {input.summary} --latency {input.latency}"
         " --metrics {output.metrics} --predictions {output.predictions} --comparison {output.comparison} 2> {log}"

@@ -2,6 +2,8 @@
 rule teacher:
     input:
         script="stages/teacher.py",
+        code=stage_code("teacher"),
+        data=search_task_data("train", "dev"),
     output:
         model=directory("results/teacher/model"),
         metrics="metrics/teacher.json",
@@ -13,7 +15,7 @@ rule teacher:
     message:
         "Fine-tuning the teacher on {config[task]}"
     shell:
-        "python {input.script} --params {params.params_file} --model {output.model}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --model {output.model}"
         " --metrics {output.metrics} 2> {log}"
 
 
@@ -21,6 +23,8 @@ rule teacher:
 rule proxy:
     input:
         script="stages/proxy.py",
+        code=stage_code("proxy"),
+        data=search_task_data("train"),
         teacher=rules.teacher.output.model,
     output:
         out=directory("results/proxy"),
@@ -33,13 +37,15 @@ rule proxy:
     message:
         "Building the proxy sets"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"
 
 
 # The transfer set for full distillation (the teacher's rows and more) with cached teacher logits.
 rule transfer:
     input:
         script="stages/transfer.py",
+        code=stage_code("transfer"),
+        data=search_task_data("train"),
         teacher=rules.teacher.output.model,
     output:
         out="results/transfer/logits.parquet",
@@ -51,4 +57,4 @@ rule transfer:
     message:
         "Caching teacher logits on {config[transfer][size]} transfer rows"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}"

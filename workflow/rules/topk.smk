@@ -9,6 +9,7 @@
 rule distill_candidate:
     input:
         script="stages/distill_topk.py",
+        code=stage_code("distill_topk"),
         teacher=rules.teacher.output.model,
         proxy=rules.proxy.output.out,
         ranked=rules.search.output.ranked,
@@ -26,7 +27,7 @@ rule distill_candidate:
     message:
         "Distilling candidate {wildcards.arch} on the proxy set"
     shell:
-        "python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
         " --ranked {input.ranked} --arch {wildcards.arch} --candidate {output.candidate} 2> {log}"
 
 
@@ -34,6 +35,7 @@ rule distill_candidate:
 rule distill_topk:
     input:
         script="stages/distill_topk.py",
+        code=stage_code("distill_topk"),
         candidates=topk_candidates,
     output:
         ranking="results/distill_topk/ranking.json",
@@ -45,5 +47,5 @@ rule distill_topk:
     message:
         "Ranking the top-{config[distill_topk][k]} candidates"
     shell:
-        "python {input.script} --params {params.params_file} --gather {input.candidates}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --gather {input.candidates}"
         " --ranking {output.ranking} 2> {log}"

@@ -1,0 +1,43 @@
+"""Dev metrics of a task's models on every dev split it has: GLUE's ``dev``, plus MNLI's mismatched dev set
+(its metrics get the suffix ``_mm``: ``accuracy_mm``). The search task's ``evaluate`` and each fan-out task's
+``glue_evaluate`` score through here, so every task scores the same way whichever role it has."""
+from __future__ import annotations
+
+import pandas as pd
+
+from kdnas.batching import encode
+from kdnas.metrics import glue_metrics, predictions
+from kdnas.models import count_parameters
+from kdnas.pipeline.common import check_task_data, load_teacher, task_split
+from kdnas.tasks import GlueTask
+from kdnas.training import predict
+
+# extra dev splits and the suffix their metrics get
+EXTRA_SPLITS = {"dev_mismatched": "_mm"}
+
+
+def dev_splits(task: GlueTask) -> list[str]:
+    return ["dev"] + [split for split, _ in task.splits if split in EXTRA_SPLITS]
+
+
+def score_models(params: dict, task: GlueTask, models: dict[str, str]) -> tuple[dict, dict, pd.DataFrame]:
+    """Scores each model (name -> saved folder) on the task's dev splits.
+
+    Returns:
+        (name -> metrics with ``params``, name -> predictions on ``dev``, the ``dev`` rows).
+    """
+    splits = dev_splits(task)
+    check_task_data(params, splits=tuple(splits))
+    data = {split: task_split(params, split, "dev_size") for split in splits}
+    batch, max_len = params["evaluate"]["batch_size"], params["data"]["max_length"]
+    scores, preds = {}, {}
+    for name, path in models.items():
+        model, tokenizer = load_teacher(path)
+        scores[name] = {"params": count_parameters(model)}
+        for split, frame in data.items():
+            logits = predict(model, encode(tokenizer, frame, max_len), batch_size=batch)
+            suffix = EXTRA_SPLITS.get(split, "")
+            scores[name].update({f"{m}{suffix}": v for m, v in glue_metrics(task, frame["label"].to_numpy(), logits).items()})
+            if split == "dev":
+                preds[name] = predictions(task, logits)
+    return scores, preds, data["dev"]
