@@ -1,9 +1,6 @@
 # kdnas under Snakemake: the same stages as dvc.yaml, calling the same CLIs in stages/.
 # Run with a profile: `snakemake --workflow-profile workflow/profiles/local` (or slurm, slurm-gpu); threads and
 # resources per rule live in the profiles, not here.
-configfile: "params.yaml"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/search.smk"

@@ -43,9 +43,18 @@ def _resolve(main: str | Callable) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
+def check_data_files(args: argparse.Namespace, params: dict) -> None:
+    """The task's data files exist (a fan-out stage's ``--task``: that task's, which must be in glue.tasks)."""
+    from kdnas.data import check_task_files
+    from kdnas.glue_params import task_params
+
+    check_task_files(task_params(params, args.task) if getattr(args, "task", None) else params)
+
+
 def run_stage(stage: str, main: str | Callable[[argparse.Namespace, dict], str], parser: argparse.ArgumentParser,
-              argv: list[str] | None = None) -> int:
-    """Parses args, validates params and inputs, runs ``main`` and prints its one-line summary.
+              argv: list[str] | None = None, reads_data: bool = False) -> int:
+    """Parses args, validates params, inputs and (``reads_data``) the task's data files, runs ``main`` and
+    prints its one-line summary.
 
     ``main`` is the stage function or ``"module:function"``, imported only after the checks pass. Known
     problems (bad params, data, models) print ``<stage>: error: <message>`` and exit 2 before heavy work;
@@ -57,6 +66,8 @@ def run_stage(stage: str, main: str | Callable[[argparse.Namespace, dict], str],
     try:
         params = load_params(args.params)
         check_inputs(parser, args)
+        if reads_data:
+            check_data_files(args, params)
         summary = _resolve(main)(args, params)
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
         print(f"{stage}: stopped: {error}", file=sys.stderr)

@@ -51,6 +51,16 @@ def check_local_split(task: GlueTask, glue_dir: Path, split: str) -> Path:
     return path
 
 
+def check_task_files(params: dict) -> None:
+    """Every split file of ``params["task"]`` exists in ``data.glue_dir`` (nothing to check for the hub);
+    one-line DataError naming the folder or file otherwise."""
+    task = get_task(params["task"])
+    local = resolve_glue_dir(params["data"]["glue_dir"])
+    if local is not None:
+        for split, _ in task.splits:
+            check_local_split(task, local, split)
+
+
 def task_data_files(params: dict, splits: tuple[str, ...] | None = None) -> list[Path]:
     """The local files a stage of ``params["task"]`` reads (every split of the task by default): Snakemake's
     inputs, so an edited file reruns what reads it. Empty for the hub. Missing files are not checked here."""

@@ -14,4 +14,4 @@ parser.add_argument("--predictions", required=True, help="output: student and te
 parser.add_argument("--comparison", required=True, help="output: teacher vs student table for plots (CSV)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("evaluate", "kdnas.pipeline.evaluate:evaluate_stage", parser))
+    sys.exit(run_stage("evaluate", "kdnas.pipeline.evaluate:evaluate_stage", parser, reads_data=True))

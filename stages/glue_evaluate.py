@@ -11,4 +11,4 @@ parser.add_argument("--metrics", required=True, help="output: teacher and studen
 parser.add_argument("--predictions", required=True, help="output: dev predictions of both (CSV)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("glue_evaluate", "kdnas.pipeline.glue_evaluate:glue_evaluate_stage", parser))
+    sys.exit(run_stage("glue_evaluate", "kdnas.pipeline.glue_evaluate:glue_evaluate_stage", parser, reads_data=True))

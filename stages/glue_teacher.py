@@ -10,4 +10,4 @@ parser.add_argument("--model", required=True, help="output: fine-tuned teacher (
 parser.add_argument("--metrics", required=True, help="output: dev metrics (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("glue_teacher", "kdnas.pipeline.glue_teacher:glue_teacher_stage", parser))
+    sys.exit(run_stage("glue_teacher", "kdnas.pipeline.glue_teacher:glue_teacher_stage", parser, reads_data=True))

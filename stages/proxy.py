@@ -10,4 +10,4 @@ parser.add_argument("--out", required=True, help="output: folder with train.parq
                     "(and train.states.safetensors, importance.safetensors when needed)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("proxy", "kdnas.pipeline.proxy:proxy_stage", parser))
+    sys.exit(run_stage("proxy", "kdnas.pipeline.proxy:proxy_stage", parser, reads_data=True))

@@ -9,4 +9,4 @@ parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher 
 parser.add_argument("--out", required=True, help="output: transfer rows with teacher logits (parquet)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("transfer", "kdnas.pipeline.transfer:transfer_stage", parser))
+    sys.exit(run_stage("transfer", "kdnas.pipeline.transfer:transfer_stage", parser, reads_data=True))

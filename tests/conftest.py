@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 GLUE_DIR = Path(os.environ.get("KDNAS_GLUE_DIR", REPO.parent / "shared" / "data" / "glue")).resolve()
 TINY_PARAMS = REPO / "tests" / "params.tiny.yaml"
 # what a pipeline copy needs: the stage CLIs, the library (as dvc deps), both workflow descriptions
-PIPELINE_FILES = ["dvc.yaml", "Snakefile", "stages", "kdnas", "workflow"]
+PIPELINE_FILES = ["dvc.yaml", "Snakefile", "bin", "stages", "kdnas", "workflow", ".gitignore", ".dvcignore"]
+# the GLUE tasks the tiny pipeline reads, copied into each project so a test may edit them
+TINY_TASK_FOLDERS = ("SST-2", "STS-B")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -45,8 +47,18 @@ def tool_env() -> dict:
     return env
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
+def fresh_shell_env() -> dict:
+    """A new shell's environment, as the README's commands meet it: no virtualenv on PATH or activated."""
+    env = tool_env()
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p and p != venv_bin)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900, env: dict | None = None
+        ) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env or tool_env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -65,13 +77,27 @@ def make_pipeline_copy(dest: Path, params: dict) -> Path:
     return dest
 
 
+def with_local_glue(root: Path, params: dict) -> dict:
+    """Copies the tiny pipeline's GLUE task folders into the project (data/glue) and points params at them."""
+    for folder in TINY_TASK_FOLDERS:
+        shutil.copytree(GLUE_DIR / folder, root / "data" / "glue" / folder)
+    params["data"]["glue_dir"] = "data/glue"
+    write_params(root / "params.yaml", params)
+    return params
+
+
 @pytest.fixture(scope="session")
 def dvc_run(tmp_path_factory) -> Path:
-    """The tiny pipeline run once with `dvc repro` in a fresh copy (real SST-2 rows, real teacher)."""
+    """The tiny pipeline run once with `dvc repro` in a fresh copy (real SST-2 and STS-B rows, real teacher),
+    the way the README's first command runs it: `.venv/bin/dvc repro` from a shell where the venv is not
+    activated (the copy's .venv is this interpreter's)."""
     root = make_pipeline_copy(tmp_path_factory.mktemp("dvc") / "project", tiny_params())
+    with_local_glue(root, tiny_params())
+    (root / ".venv").symlink_to(Path(sys.prefix))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
-    result = run(["dvc", "repro"], root, timeout=1800)  # the GLUE fan-out adds stages; CI cores are shared
+    dvc = str(root / ".venv" / "bin" / "dvc")
+    result = run([dvc, "repro"], root, timeout=1800, env=fresh_shell_env())  # the GLUE fan-out adds stages
     (root / "repro.log").write_text(result.stdout + result.stderr)
     return root
 

@@ -110,11 +110,11 @@ def test_a_missing_folder_is_an_error_never_the_hub(tmp_path, monkeypatch):
 def test_bad_bytes_and_bad_scores_name_file_and_line(tmp_path):
     _write(tmp_path, "SST-2", "dev.tsv", "sentence\tlabel\nfine\t1\n")
     (tmp_path / "SST-2" / "train.tsv").write_bytes(b"sentence\tlabel\na fine film\t1\nna\xefve\xff\t0\n")
-    with pytest.raises(DataError, match=r"SST-2/train.tsv:3: byte b'\\xff' is not UTF-8 text"):
+    with pytest.raises(DataError, match=r"SST-2/train.tsv:3: byte b'\\xef' is not UTF-8 text"):
         load_split("sst2", "train", str(tmp_path))
-    header = "genre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
     for score in ("nan", "7.5", "-1"):
-        _write(tmp_path, "STS-B", "dev.tsv", header + f"a\tb\t2012\t0\tx\ty\tA man.\tA man.\t{score}\n")
+        _write(tmp_path, "STS-B", "dev.tsv", header + f"0\ta\tb\t2012\t0\tx\ty\tA man.\tA man.\t{score}\n")
         with pytest.raises(DataError, match=rf"STS-B/dev.tsv:2: score '{score}' is outside stsb's range \[0, 5\]"):
             load_split("stsb", "dev", str(tmp_path))
 

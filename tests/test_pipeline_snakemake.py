@@ -10,9 +10,9 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO, make_pipeline_copy, run, tiny_params, write_params
+from conftest import REPO, make_pipeline_copy, run, tiny_params, with_local_glue, write_params
 
-SHELL = re.compile(r"^Shell command: (.*?)(?: 2> \S+)?$", re.M)
+SHELL = re.compile(r"^Shell command: (.*?)(?: 2> \S+.*)?$", re.M)
 NODE = re.compile(r'<font point-size="18">(\w+)</font>(.*?)</table>', re.S)
 FILE = re.compile(r'<font face="monospace">(.*?)</font>')
 
@@ -78,12 +78,26 @@ def test_dry_run_plans_the_dvc_stages_with_the_same_commands(plan):
         ranking = re.search(r"--ranking \S+", dvc_cmd).group(0)
         assert candidate == dvc_cmd.replace(ranking, f"--arch {ARCH} --candidate {CANDIDATE_FILE.format(arch=ARCH)}")
         # the gather: ranks the candidates' files into the stage's output
-        assert re.fullmatch(rf"python stages/{name}\.py --params params\.yaml --gather( \S+)+ {ranking}", gather), gather
+        assert re.fullmatch(rf"bin/kdnas-python stages/{name}\.py --params params\.yaml --gather( \S+)+ {ranking}",
+                            gather), gather
+
+
+GLUE_DIR_DEP = "${data.glue_dir}"
 
 
 def _dvc_deps(stage):
-    """A stage's file deps, without the kdnas modules (Snakemake reruns on code through its rule's command)."""
-    return {d for d in stage["deps"] if not d.startswith("kdnas/")}
+    """A stage's file deps, without the kdnas modules and the data folder (checked on their own below)."""
+    return {d for d in stage["deps"] if not d.startswith("kdnas/") and d != GLUE_DIR_DEP}
+
+
+def _code_files(deps):
+    """dvc.yaml's kdnas deps with folders expanded to their Python files, as the rules list them."""
+    files = set()
+    for dep in deps:
+        if dep.startswith("kdnas/"):
+            path = REPO / dep
+            files |= ({str(p.relative_to(REPO)) for p in path.rglob("*.py")} if path.is_dir() else {dep})
+    return files
 
 
 def _dvc_outs(stage):
@@ -93,6 +107,7 @@ def _dvc_outs(stage):
 def test_rules_read_and_write_the_dvc_files(plan):
     _, files = plan
     stages = _dvc_stages()
+    glue_dir = yaml.safe_load((REPO / "params.yaml").read_text())["data"]["glue_dir"]
     assert set(files) == set(stages) | set(FAN_OUT.values()) | {"all"}
     for name, stage in stages.items():
         inputs, outputs = files[name]
@@ -105,6 +120,16 @@ def test_rules_read_and_write_the_dvc_files(plan):
             assert "<input function>" in inputs  # the candidates' files, known once the search has run
             inputs = (inputs - {"<input function>"}) | cand_inputs
         deps = _dvc_deps(stage)
+        # the code each stage runs is an input under both engines (a library edit reruns the same jobs)
+        assert {f for f in inputs if f.startswith("kdnas/")} == _code_files(stage["deps"]), name
+        inputs = {f for f in inputs if not f.startswith("kdnas/")}
+        # the data: DVC tracks the GLUE folder, a rule the task's files in it (or an input function naming them)
+        data = {f for f in inputs if f.startswith(glue_dir + "/")}
+        if GLUE_DIR_DEP in stage["deps"]:
+            assert data or "<input function>" in inputs, name
+            inputs -= data | ({"<input function>"} if not data else set())
+        else:
+            assert not data, name
         # a folder dvc.yaml depends on as a whole (e.g. metrics/glue) stands for the per-task files a rule lists
         inputs = {next((d for d in deps if f.startswith(d.rstrip("/") + "/")), f) for f in inputs}
         assert inputs == deps, name
@@ -183,6 +208,7 @@ LOCAL = ("--workflow-profile", "workflow/profiles/local")
 def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     params = tiny_params()
     root = make_pipeline_copy(tmp_path / "project", params)
+    params = with_local_glue(root, params)
     result = run(["snakemake", *LOCAL], root, timeout=1800)
     k, tasks = params["distill_topk"]["k"], len(params["glue"]["tasks"])
     # 8 stages, the search checkpoint's k candidate jobs and their gather, 4 jobs per GLUE task, glue, export, all
@@ -225,6 +251,8 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
                  "results/glue/stsb/student/model/model.safetensors"):
         assert _sha(root / path) == _sha(dvc_run / path), path
     _adding_a_task_plans_only_its_jobs(root)
+    write_params(root / "params.yaml", params)
+    _edited_code_and_data_rerun_what_reads_them(root)
 
     # one more candidate: one more candidate job and the gather (and what reads the ranking); nothing else
     write_params(root / "params.yaml", {**params, "distill_topk": {**params["distill_topk"], "k": k + 1}})
@@ -275,3 +303,16 @@ def _adding_a_task_plans_only_its_jobs(root):
     jobs, out = _plan(root, "--cores", "1")  # no profile: its printed commands name every task
     assert jobs == {**per_task, **gathering}
     assert "Fine-tuning the stsb teacher" in out
+
+
+def _edited_code_and_data_rerun_what_reads_them(root):
+    """A library module and a data file are rule inputs: editing one replans exactly the jobs that read it."""
+    gathering = {"glue": 1, "export": 1, "all": 1}
+    assert _planned(root, *LOCAL) == {}
+    os.utime(root / "kdnas/scoring.py")  # scoring: the search task's evaluate and every glue_evaluate
+    assert _planned(root, *LOCAL) == {"evaluate": 1, "glue_evaluate": 1, **gathering}
+    run(["snakemake", "--touch", *LOCAL], root)
+    os.utime(root / "data/glue/STS-B/train.tsv")  # the fan-out task's training file: its teacher and on
+    assert _planned(root, *LOCAL) == {"glue_teacher": 1, "glue_transfer": 1, "glue_distill": 1, "glue_evaluate": 1,
+                                      **gathering}
+    run(["snakemake", "--touch", *LOCAL], root)

@@ -9,6 +9,7 @@ from kdnas.cache import load_encoded
 from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency_model import check_same_hardware
+from kdnas.losses import attention_implementation
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.pareto import hypervolume_curve, pareto_front
@@ -34,7 +35,8 @@ def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, 
 def search_stage(args, params: dict) -> str:
     task = get_task(params["task"])
     seed_everything(params["seed"])
-    teacher, tokenizer = load_teacher(args.teacher)
+    # an attention loss reads the teacher's attention maps, which only the eager implementation returns
+    teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["search"], task.is_regression))
     max_len = params["data"]["max_length"]
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)

@@ -49,12 +49,14 @@ _WORKER: dict = {}
 def _init_worker(params: dict, teacher_path: str, proxy_dir: str) -> None:
     from kdnas.cache import load_encoded
     from kdnas.importance import inheritance_scores
+    from kdnas.losses import attention_implementation
     from kdnas.pipeline.common import load_teacher
     from kdnas.tasks import get_task
 
-    teacher, tokenizer = load_teacher(teacher_path)
+    task = get_task(params["task"])
+    teacher, tokenizer = load_teacher(teacher_path, attention_implementation(params["search"], task.is_regression))
     max_len = params["data"]["max_length"]
-    _WORKER.update(params=params, teacher=teacher, task=get_task(params["task"]),
+    _WORKER.update(params=params, teacher=teacher, task=task,
                    train=load_encoded(Path(proxy_dir) / "train.parquet", tokenizer, max_len),
                    dev=load_encoded(Path(proxy_dir) / "dev.parquet", tokenizer, max_len),
                    importance=inheritance_scores(params, proxy_dir))

@@ -1,19 +1,27 @@
-# Shared setup: check params.yaml against workflow/schemas/params.schema.yaml before any job starts,
-# with the same one-line errors the stage CLIs give.
+# Shared setup: read params.yaml with the parser the stages use (kdnas.params: YAML as DVC reads it, duplicate
+# keys refused) and check it against workflow/schemas/params.schema.yaml before any job starts, with the same
+# one-line errors (exit status 2) the stage CLIs give. Params come from params.yaml only: the stages read it.
 import json
-
+import sys
 from pathlib import Path
 
 import yaml
 
 from kdnas.data import task_data_files
+from kdnas.errors import KdnasError
 from kdnas.glue_params import glue_tasks, task_params
-from kdnas.params import validate_params
-
-
-validate_params(config)
+from kdnas.params import load_params
 
 PARAMS_FILE = "params.yaml"
+# Appended to every rule's command (which sends stderr to its log): a failed job also shows the log's last
+# line, the stage's one-line error, in the terminal, not only "Error in rule ...".
+SHOW_ERROR = " || {{ status=$?; tail -n 1 {log} >&2; exit $status; }}"
+
+try:
+    config.update(load_params(PARAMS_FILE))
+except KdnasError as error:
+    print(f"snakemake: error: {error}", file=sys.stderr)
+    sys.exit(2)
 LOGS = "logs"
 
 
