@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 from kdnas.errors import KdnasError, StopRequested
 from kdnas.params import load_params
@@ -20,7 +21,19 @@ from kdnas.params import load_params
 def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"stages/{stage}.py", description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--log", help="write the stage's log (its stderr) to this file; its one-line error, if "
+                                      "any, also goes to the terminal (the Snakemake rules use this)")
     return parser
+
+
+def _stderr_to(path: str) -> TextIO:
+    """Sends this process's stderr (logging, progress bars, warnings) to ``path``; returns the terminal's."""
+    terminal = os.fdopen(os.dup(2), "w", buffering=1)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "w", buffering=1)
+    sys.stderr.flush()
+    os.dup2(log.fileno(), 2)
+    return terminal
 
 
 def check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -61,6 +74,13 @@ def run_stage(stage: str, main: str | Callable[[argparse.Namespace, dict], str],
     nothing already produced is touched because outputs are written atomically.
     """
     args = parser.parse_args(argv)
+    terminal = _stderr_to(args.log) if getattr(args, "log", None) else None
+
+    def error_line(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+        if terminal:
+            print(text, file=terminal, flush=True)
+
     logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stderr)
     start = time.perf_counter()
     try:
@@ -70,10 +90,14 @@ def run_stage(stage: str, main: str | Callable[[argparse.Namespace, dict], str],
             check_data_files(args, params)
         summary = _resolve(main)(args, params)
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
-        print(f"{stage}: stopped: {error}", file=sys.stderr)
+        error_line(f"{stage}: stopped: {error}")
         return error.exit_code
     except KdnasError as error:
-        print(f"{stage}: error: {error}", file=sys.stderr)
+        error_line(f"{stage}: error: {error}")
         return 2
+    except Exception as error:  # a bug, not bad input: the traceback goes to the log, its last line here too
+        if terminal:
+            print(f"{stage}: failed: {type(error).__name__}: {error} (traceback in {args.log})", file=terminal)
+        raise
     print(f"{stage}: {summary} ({time.perf_counter() - start:.1f}s)")
     return 0

@@ -28,6 +28,8 @@ def predictions(task: GlueTask, logits: np.ndarray) -> np.ndarray:
 def glue_metrics(task: GlueTask, labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """The task's metrics, e.g. {"accuracy": 0.91} for SST-2 or {"pearson": .., "spearman": ..} for STS-B."""
     preds = predictions(task, logits)
+    if task.is_regression:  # float32 outputs: correlations of nearly constant scores need float64 sums
+        preds, labels = preds.astype(np.float64), np.asarray(labels, dtype=np.float64)
     return {name: float(_metric(name)(labels, preds)) for name in task.metrics}
 
 

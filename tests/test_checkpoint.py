@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from conftest import GLUE_DIR, REPO, tiny_params, tool_env, write_params
+from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, tool_env, with_local_glue, write_params
 from kdnas.arch import Arch
 from kdnas.batching import encode
 from kdnas.checkpoint import Checkpoint, StopRequested
@@ -158,3 +158,30 @@ def test_distill_full_stopped_by_sigterm_says_so_and_resumes_bit_identical(dvc_r
     ours = load_file(tmp_path / "student" / "model.safetensors")
     theirs = load_file(r / "student/model/model.safetensors")
     assert _same_tensors(ours, theirs)
+
+
+@pytest.mark.slow
+def test_snakemake_sigkilled_mid_training_unlocks_reruns_incomplete_and_resumes(dvc_run, tmp_path):
+    """The README's recovery after a SIGKILL of Snakemake itself and its job: `--unlock`, then
+    `--rerun-incomplete`; the teacher resumes from its checkpoint and ends with the DVC run's weights."""
+    params = tiny_params()
+    params["checkpoint"] = {"dir": "checkpoints", "every_steps": 2}
+    root = make_pipeline_copy(tmp_path / "project", params)
+    with_local_glue(root, params)
+    target = ["--cores", "2", "metrics/teacher.json"]
+    first = subprocess.Popen(["snakemake", *target], cwd=root, env=tool_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    _wait_for_checkpoint(first, root / "checkpoints" / "teacher" / "sst2")
+    os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its job, as a node failure or `kill -9` would
+    first.wait()
+    locked = run(["snakemake", *target], root, check=False)
+    assert locked.returncode != 0 and "LockException" in locked.stderr + locked.stdout
+    run(["snakemake", "--unlock", *target], root)
+    incomplete = run(["snakemake", "-n", *target], root, check=False)
+    assert "--rerun-incomplete" in incomplete.stdout + incomplete.stderr  # Snakemake names the way out
+    rerun = run(["snakemake", "--rerun-incomplete", *target], root, timeout=600)
+    assert "1 of 1 steps (100%) done" in rerun.stdout + rerun.stderr
+    assert "resuming from the checkpoint at step" in (root / "logs/teacher.log").read_text()
+    ours = load_file(root / "results/teacher/model/model.safetensors")
+    assert _same_tensors(ours, load_file(dvc_run / "results/teacher/model/model.safetensors"))
+    assert not (root / "checkpoints").exists()

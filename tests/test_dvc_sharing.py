@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from conftest import run
+from conftest import REPO, run
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,10 @@ def test_push_clone_pull_gives_an_up_to_date_pipeline(dvc_run, tmp_path):
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
     assert not (clone / "results/teacher/model").exists()  # the artifacts come from the remote, not git
+    # the metrics (cache: false, DVC's convention) travel in git: the project's own .gitignore lets them in
+    assert (project / ".gitignore").read_text() == (REPO / ".gitignore").read_text()
+    for path in ("metrics/teacher.json", "metrics/evaluate.json", "metrics/glue.json", "metrics/glue/stsb/evaluate.json"):
+        assert _sha(clone / path) == _sha(dvc_run / path), path
     run(["dvc", "pull"], clone)
     assert "Data and pipelines are up to date." in run(["dvc", "status"], clone).stdout
     repro = run(["dvc", "repro"], clone)
@@ -55,7 +59,7 @@ def test_push_clone_pull_gives_an_up_to_date_pipeline(dvc_run, tmp_path):
     # A colleague whose dvc.lock records only the teacher (say, their branch never ran the rest), with the
     # same code, params and data: `dvc repro --pull` fetches the pushed run cache and restores the stages
     # instead of running them. (DVC pushes no objects for `cache: false` outputs, the metrics JSONs kept in
-    # git, so stages writing those come from dvc.lock + `dvc pull`, as the teacher does here.)
+    # git, so stages writing those come from dvc.lock and git, as the teacher does here.)
     colleague = tmp_path / "colleague"
     run(["git", "clone", "-q", str(project), str(colleague)], tmp_path)
     lock = yaml.safe_load((colleague / "dvc.lock").read_text())

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO, make_pipeline_copy, run, tiny_params, with_local_glue, write_params
 
-SHELL = re.compile(r"^Shell command: (.*?)(?: 2> \S+.*)?$", re.M)
+SHELL = re.compile(r"^Shell command: (.*?)(?: --log \S+)?$", re.M)
 NODE = re.compile(r'<font point-size="18">(\w+)</font>(.*?)</table>', re.S)
 FILE = re.compile(r'<font face="monospace">(.*?)</font>')
 
@@ -316,3 +316,12 @@ def _edited_code_and_data_rerun_what_reads_them(root):
     assert _planned(root, *LOCAL) == {"glue_teacher": 1, "glue_transfer": 1, "glue_distill": 1, "glue_evaluate": 1,
                                       **gathering}
     run(["snakemake", "--touch", *LOCAL], root)
+
+
+def test_lint_reports_only_that_rules_name_no_conda_environment():
+    out = run(["snakemake", "--lint"], REPO, check=False).stdout
+    findings = re.findall(r"^    \* (.+?):?$", out, re.M)
+    rules = re.findall(r"^Lints for rule (\w+)", out, re.M)
+    assert "Lints for snakefile" not in out  # e.g. "Mixed rules and functions in same snakefile"
+    assert set(findings) == {"Specify a conda environment or container for each rule."}
+    assert len(findings) == len(rules) == 16

@@ -176,3 +176,65 @@ def test_prescreen_distils_only_candidates_in_the_speedup_band(setup, tmp_path):
     with pytest.raises(runner.KdnasError, match=r"search.prescreen \[500.0, inf\] keeps no architecture: "
                                                 r"estimated speed-ups in the space run from"):
         _run(setup, tmp_path / "none.jsonl", banded)
+
+
+def test_a_log_torn_by_a_kill_resumes_from_the_trials_its_state_saved(setup, tmp_path):
+    """A SIGKILL can land between a trial's line and its state save, or in the middle of the line: either
+    way the resumed run drops what the state does not count, redoes that trial and ends as the
+    uninterrupted run."""
+    reference = _run(setup, tmp_path / "ref" / "trials.jsonl")
+    lines = (tmp_path / "ref" / "trials.jsonl").read_text().splitlines(keepends=True)
+    fingerprint = json.loads((tmp_path / "ref" / "trials.state.json").read_text())["fingerprint"]
+    # the state the run saved after its first round of two trials: a run with a budget of two saves the same
+    _run(setup, tmp_path / "two" / "trials.jsonl", {**setup[0], "search": {**setup[0]["search"], "candidates": 2}})
+    two_state = {**json.loads((tmp_path / "two" / "trials.state.json").read_text()), "fingerprint": fingerprint}
+    for damage in ("torn", "unsaved"):
+        path = tmp_path / damage / "trials.jsonl"
+        path.parent.mkdir()
+        path.with_suffix(".state.json").write_text(json.dumps(two_state))
+        third = lines[2][: len(lines[2]) // 2] if damage == "torn" else lines[2]
+        path.write_text("".join(lines[:2]) + third)
+        resumed = _run(setup, path)
+        timings = ("seconds", "train_seconds")
+        strip = lambda ts: [{k: v for k, v in t.items() if k not in timings} for t in ts]  # noqa: E731
+        assert strip(resumed) == strip(reference), damage
+        assert [json.loads(line)["arch"] for line in path.read_text().splitlines()] == [t["arch"] for t in reference]
+
+
+@pytest.mark.slow
+def test_search_stage_sigkilled_mid_run_resumes_to_the_uninterrupted_trials(dvc_run, tmp_path):
+    """A real SIGKILL of the search CLI, after its first trial is logged, then a rerun: the DVC run's trials."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO, tool_env, write_params
+
+    params = json.loads(json.dumps(tiny_params()))
+    params["data"]["glue_dir"] = str(dvc_run / "data" / "glue")  # the DVC run's params, as that run saw them
+    params_path = write_params(tmp_path / "params.yaml", params)
+    r = dvc_run / "results"
+    outs = tmp_path / "search"
+    args = [sys.executable, str(REPO / "stages/search.py"), "--params", str(params_path), "--teacher",
+            str(r / "teacher/model"), "--proxy", str(r / "proxy"), "--latency-predictor",
+            str(r / "latency_profile/predictor.json"), "--trials", str(outs / "trials.jsonl"), "--trials-csv",
+            str(outs / "trials.csv"), "--ranked", str(outs / "ranked.json"), "--pareto", str(outs / "pareto.csv"),
+            "--hypervolume", str(outs / "hypervolume.csv"), "--metrics", str(outs / "search.json")]
+    first = subprocess.Popen(args, cwd=tmp_path, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (outs / "trials.jsonl").exists() or not (outs / "trials.jsonl").read_text().strip():
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not (outs / "ranked.json").exists()
+    rerun = subprocess.run(args, cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming search" in rerun.stderr
+    clock = ("seconds", "train_seconds")
+    ours, theirs = ([{k: v for k, v in json.loads(line).items() if k not in clock}
+                     for line in path.read_text().splitlines()]
+                    for path in (outs / "trials.jsonl", r / "search/trials.jsonl"))
+    assert ours == theirs

@@ -1,18 +1,23 @@
-"""The slurm profile on a real one-node SLURM cluster (workflow/cluster/slurm-one-node.sh): the proxy rule
-runs as a SLURM job and gives the same bytes as the local DVC run."""
+"""The slurm profile, as written, on a real one-node SLURM cluster (workflow/cluster/slurm-one-node.sh): the
+search task's rules from proxy to the top-k fan-out and its gather run as SLURM jobs with the profile's CPUs,
+and give the local DVC run's files."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import time
 
 import pytest
+import yaml
 
 from conftest import REPO, make_pipeline_copy, run, tiny_params
 
 SCRIPT = REPO / "workflow" / "cluster" / "slurm-one-node.sh"
+PROFILE = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+NODE_CPUS = max(PROFILE["set-threads"].values())
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,9 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip("SLURM is not installed and apt-get is not available to install it")
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="the test extra installs the SLURM executor plugin")
     folder = tmp_path_factory.mktemp("slurm")
-    started = subprocess.run(["bash", str(SCRIPT), "start", str(folder)], capture_output=True, text=True, timeout=300)
+    # the node declares NODE_CPUS CPUs (oversubscribed), so jobs sized by the profile for real nodes are accepted
+    started = subprocess.run(["bash", str(SCRIPT), "start", str(folder), str(NODE_CPUS)], capture_output=True,
+                             text=True, timeout=300)
     assert started.returncode == 0, started.stderr
     before = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(folder / "slurm.conf")
@@ -51,31 +58,37 @@ def _sha(path):
 
 
 @pytest.mark.slow
-def test_proxy_runs_as_a_slurm_job_and_matches_the_local_run(slurm_cluster, dvc_run, tmp_path):
-    root = make_pipeline_copy(tmp_path / "project", tiny_params())
+def test_search_and_topk_fan_out_run_as_slurm_jobs_through_the_profile_as_written(slurm_cluster, dvc_run, tmp_path):
+    params = tiny_params()
+    root = make_pipeline_copy(tmp_path / "project", params)
     # The teacher comes from the local DVC run, as a colleague's `dvc pull` would bring it (fresh mtimes):
     # fine-tuning it again would only repeat what tests/test_checkpoint.py checks (same bytes on a rerun).
     shutil.copytree(dvc_run / "results/teacher/model", root / "results/teacher/model", copy_function=shutil.copy)
     (root / "metrics").mkdir(exist_ok=True)
     shutil.copy(dvc_run / "metrics/teacher.json", root / "metrics/teacher.json")
-    # The workflow profile as a user would run it; the overrides fit a 2-core test node without accounting.
-    cmd = ["timeout", "-s", "KILL", "600", "snakemake", "--workflow-profile", "workflow/profiles/slurm",
+    # The workflow profile exactly as a user would run it, plus the two flags its comments prescribe for a
+    # cluster without an accounting database or accounts, and no retries (a failure must show).
+    cmd = ["timeout", "-s", "KILL", "900", "snakemake", "--workflow-profile", "workflow/profiles/slurm",
            "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-           "--set-threads", "teacher=2", "proxy=2", "--default-resources", "mem_mb=1500", "runtime=30",
-           "--set-resources", "teacher:mem_mb=2000", "--latency-wait", "5", "--retries", "0",
-           "results/proxy"]
+           "--latency-wait", "5", "--retries", "0", "results/distill_topk/ranking.json"]
     start = time.perf_counter()
-    result = run(cmd, root, timeout=660)
+    result = run(cmd, root, timeout=960)
     log = result.stdout + result.stderr
     assert "Using workflow specific profile workflow/profiles/slurm" in log
-    assert "1 of 1 steps (100%) done" in log, log[-3000:]  # the teacher is up to date: only proxy runs
+    k = params["distill_topk"]["k"]
+    rules = ["proxy", "latency_profile", "search", *["distill_candidate"] * k, "distill_topk"]
+    assert f"{len(rules)} of {len(rules)} steps (100%) done" in log, log[-3000:]  # the teacher is up to date
     jobs = _completed_jobs(slurm_cluster / "jobcomp.txt")
-    assert [job["JobState"] for job in jobs] == ["COMPLETED"], jobs
-    # the job was submitted with the profile's resources (threads -> CPUs)
-    assert [int(job["ProcCnt"]) for job in jobs] == [2]
-    # sacct reads the same record through SLURM's own tool
+    assert [job["JobState"] for job in jobs] == ["COMPLETED"] * len(rules), jobs
+    # every job was submitted with its rule's CPUs from the profile (set-threads -> --cpus-per-task)
+    assert sorted(int(job["ProcCnt"]) for job in jobs) == sorted(PROFILE["set-threads"][rule] for rule in rules)
+    # sacct reads the same records through SLURM's own tool
     sacct = run(["sacct", "-c", "-n", "-P", "-o", "jobid,state"], root).stdout.split()
-    assert len(sacct) == 1 and sacct[0].endswith("|COMPLETED")
+    assert len(sacct) == len(rules) and all(line.endswith("|COMPLETED") for line in sacct)
+    # the same files as the local run: proxy byte for byte; the fan-out's ranking, the same candidates and scores
     for path in ("results/proxy/train.parquet", "results/proxy/dev.parquet"):
         assert _sha(root / path) == _sha(dvc_run / path), path
-    print(f"proxy through SLURM: {time.perf_counter() - start:.1f} s")
+    ranked = [json.loads((r / "results/distill_topk/ranking.json").read_text()) for r in (root, dvc_run)]
+    assert sorted((c["arch"], c["score"]) for c in ranked[0]) == sorted((c["arch"], c["score"]) for c in ranked[1])
+    assert len(list((root / "results/distill_topk/candidates").glob("*.json"))) == k
+    print(f"proxy to the top-k gather through SLURM: {time.perf_counter() - start:.1f} s")

@@ -146,9 +146,21 @@ def test_gradient_importance_keeps_the_heads_neurons_and_dims_it_scores_highest(
         assert torch.equal(layer.attention.output.dense.weight,
                            t_state[prefix + "attention.output.dense.weight"][hid][:, cols])
         assert torch.equal(layer.intermediate.dense.weight, t_state[prefix + "intermediate.dense.weight"][ffn][:, hid])
-        # the heads it dropped score lower than every head it kept
-        dropped = np.setdiff1d(np.arange(12), heads.numpy())
-        assert scores["heads"][t][dropped].max() <= scores["heads"][t][heads].min()
+    # the scores decide, not the weights: raise the lowest-scoring head of every inherited layer to the top and
+    # sink the highest, and the student keeps the one and drops the other
+    flipped = copy.deepcopy(scores)
+    promoted, demoted = {}, {}
+    for t in inherited_layers(6, 2):
+        promoted[t], demoted[t] = int(scores["heads"][t].argmin()), int(scores["heads"][t].argmax())
+        flipped["heads"][t][promoted[t]] = scores["heads"][t].max() + 1
+        flipped["heads"][t][demoted[t]] = -1.0
+    rebuilt = build_student(teacher, arch, importance=flipped)
+    for s, t in enumerate(inherited_layers(6, 2)):
+        value = rebuilt.bert.encoder.layer[s].attention.self.value.weight  # rows: kept heads x 32, in order
+        teacher_value = t_state[f"bert.encoder.layer.{t}.attention.self.value.weight"][:, hid]
+        kept = [h for h in range(12) if any(torch.equal(value[i * 32:(i + 1) * 32], teacher_value[h * 32:(h + 1) * 32])
+                                            for i in range(8))]
+        assert promoted[t] in kept and demoted[t] not in kept and len(kept) == 8
     with torch.inference_mode():
         logits = student.eval()(**collate(data, np.arange(8))).logits
     assert logits.shape == (8, 2) and torch.isfinite(logits).all()

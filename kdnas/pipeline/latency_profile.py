@@ -21,17 +21,17 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
     rng = np.random.default_rng(params["seed"])
     count = min(cfg["samples"], len(space))
     archs = [space.archs[i] for i in rng.choice(len(space), size=count, replace=False)]
-    rows = []
-    for arch in archs:  # one at a time: holding every sampled model in memory is not needed
-        model = build_student(teacher, arch, init="random")
-        timed = measure_interleaved({"m": model}, batch_size=lat["batch_size"], seq_len=params["latency"]["seq_len"],
-                                    threads=params["latency"]["threads"], warmup=lat["warmup"], repeats=lat["repeats"])
-        rows.append({"arch": arch, "latency_ms": timed["m"]["median_ms"]})
+    # All sampled students and the teacher are timed round-robin in one pass (``latency_profile.warmup`` and
+    # ``repeats``): a machine's drift over the minutes a profile takes then shifts every model alike instead of
+    # landing on whichever models were timed late, which is what made held-out MAPE vary from run to run.
+    models = {arch.key: build_student(teacher, arch, init="random") for arch in archs}
+    timed = measure_interleaved({**models, "teacher": teacher}, batch_size=lat["batch_size"],
+                                seq_len=params["latency"]["seq_len"], threads=params["latency"]["threads"],
+                                warmup=cfg.get("warmup", lat["warmup"]), repeats=cfg.get("repeats", lat["repeats"]))
+    rows = [{"arch": arch, "latency_ms": timed[arch.key]["median_ms"]} for arch in archs]
     held = max(1, int(round(cfg["held_out"] * count)))
     fit_rows, test_rows = rows[held:], rows[:held]
-    teacher_ms = measure_interleaved({"t": teacher}, batch_size=lat["batch_size"], seq_len=params["latency"]["seq_len"],
-                                     threads=params["latency"]["threads"], warmup=lat["warmup"],
-                                     repeats=lat["repeats"])["t"]["median_ms"]
+    teacher_ms = timed["teacher"]["median_ms"]
     t = teacher.config
     rows.append({"arch": Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size),
                  "latency_ms": teacher_ms})  # fitted too: it anchors the largest model

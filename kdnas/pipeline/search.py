@@ -62,6 +62,7 @@ def search_stage(args, params: dict) -> str:
         "strategy": params["search"]["strategy"], "trials": len(trials), "best_reward": ranked[0]["reward"],
         "best_arch": ranked[0]["arch"], "hypervolume": float(curve["hypervolume"].iloc[-1]),
         "pareto_size": int(table["pareto"].sum()), "teacher_latency_ms": state["teacher_latency_ms"],
+        "space_size": state["space_size"], "prescreened_size": state["prescreened_size"],
         "search_seconds": float(table["seconds"].sum()),
         "prediction_error_per_episode": state["strategy"].get("prediction_errors", [])})
     return (f"wrote {args.trials} ({len(trials)} trials) and {args.ranked}: best {ranked[0]['arch']} "

@@ -151,6 +151,7 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     else:
         teacher_ms = free_latency_ms(teacher_arch)
     reference_ms = teacher_ms if source == "predicted" else free_latency_ms(teacher_arch)
+    full_size = len(space)
     space = prescreen(space, search.get("prescreen"), lambda arch: reference_ms / free_latency_ms(arch))
     budget = min(search["candidates"], len(space))
     strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
@@ -190,7 +191,8 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
                                      "round": [a.key for a in round_left], "teacher_latency_ms": teacher_ms})
             log.info("trial %d %s score=%.4f latency=%.1fms (%.2fx) reward=%.4f", trial["trial"], arch.key,
                      result["score"], latency_ms, trial["speedup"], value)
-    return trials, {"strategy": strategy.state_dict(), "teacher_latency_ms": teacher_ms}
+    return trials, {"strategy": strategy.state_dict(), "teacher_latency_ms": teacher_ms,
+                    "space_size": full_size, "prescreened_size": len(space)}
 
 
 def top_k(trials: list[dict], k: int) -> list[dict]:

@@ -2,6 +2,9 @@
 # A real one-node SLURM cluster on this machine, for testing the slurm profile (tests/test_slurm.py):
 #   slurm-one-node.sh start <dir>   install SLURM + munge (Debian packages) if missing, write a minimal
 #                                   slurm.conf under <dir>, start munged, slurmctld and slurmd
+#   slurm-one-node.sh start <dir> <cpus>   the same, the node declaring <cpus> CPUs whatever it has, so jobs
+#                                   sized for a real cluster's nodes (a profile as written) are accepted
+#                                   and run oversubscribed: for tests, never for measurements
 #   slurm-one-node.sh stop <dir>    stop the daemons started from <dir>
 # Needs root and apt-get (Debian/Ubuntu). No cgroups, no accounting database: finished jobs are recorded in
 # <dir>/jobcomp.txt (read it with `sacct -c`), and Snakemake must poll with `--slurm-status-command squeue`.
@@ -51,6 +54,12 @@ fi
 mkdir -p "$dir/state" "$dir/spool"
 host=$(hostname -s)
 node=$(slurmd -C | head -n 1)   # NodeName=... CPUs=... RealMemory=...: what this machine has
+overrides=""
+if [[ -n ${3:-} ]]; then  # declare more CPUs than there are (one socket of <cpus> cores); slurmd must accept it
+    node=$(sed -E "s/CPUs=[0-9]+/CPUs=$3/; s/Boards=[0-9]+/Boards=1/; s/SocketsPerBoard=[0-9]+/SocketsPerBoard=1/;
+                   s/CoresPerSocket=[0-9]+/CoresPerSocket=$3/; s/ThreadsPerCore=[0-9]+/ThreadsPerCore=1/" <<<"$node")
+    overrides="SlurmdParameters=config_overrides"
+fi
 cat > "$dir/slurm.conf" <<CONF
 ClusterName=kdnas
 SlurmctldHost=$host
@@ -78,6 +87,7 @@ SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/slurmctld.log
 SlurmdLogFile=$dir/slurmd.log
+$overrides
 $node State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF

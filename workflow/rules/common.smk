@@ -13,9 +13,6 @@ from kdnas.glue_params import glue_tasks, task_params
 from kdnas.params import load_params
 
 PARAMS_FILE = "params.yaml"
-# Appended to every rule's command (which sends stderr to its log): a failed job also shows the log's last
-# line, the stage's one-line error, in the terminal, not only "Error in rule ...".
-SHOW_ERROR = " || {{ status=$?; tail -n 1 {log} >&2; exit $status; }}"
 
 try:
     config.update(load_params(PARAMS_FILE))

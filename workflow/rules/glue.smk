@@ -25,7 +25,7 @@ rule glue_teacher:
         "Fine-tuning the {wildcards.task} teacher"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task}"
-        " --model {output.model} --metrics {output.metrics} 2> {log}" + SHOW_ERROR
+        " --model {output.model} --metrics {output.metrics} --log {log}"
 
 
 rule glue_transfer:
@@ -45,7 +45,7 @@ rule glue_transfer:
         "Caching the {wildcards.task} teacher's logits"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task}"
-        " --teacher {input.teacher} --out {output.out} 2> {log}" + SHOW_ERROR
+        " --teacher {input.teacher} --out {output.out} --log {log}"
 
 
 rule glue_distill:
@@ -71,7 +71,7 @@ rule glue_distill:
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
         " --transfer {input.transfer} --ranking {input.ranking} --latency {input.latency}"
-        " --searched {input.searched} --model {output.model} --summary {output.summary} 2> {log}" + SHOW_ERROR
+        " --searched {input.searched} --model {output.model} --summary {output.summary} --log {log}"
 
 
 rule glue_evaluate:
@@ -93,7 +93,7 @@ rule glue_evaluate:
         "Scoring the {wildcards.task} teacher and student"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
-        " --student {input.student} --metrics {output.metrics} --predictions {output.predictions} 2> {log}" + SHOW_ERROR
+        " --student {input.student} --metrics {output.metrics} --predictions {output.predictions} --log {log}"
 
 
 # The GLUE table of the search task and every glue task, and the report.
@@ -121,7 +121,7 @@ rule glue:
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --search-metrics {input.search}"
         " --glue-metrics metrics/glue --summary {input.summary} --latency {input.latency} --trials {input.trials}"
-        " --metrics {output.metrics} --plot {output.plot} --report {output.report} 2> {log}" + SHOW_ERROR
+        " --metrics {output.metrics} --plot {output.plot} --report {output.report} --log {log}"
 
 
 # Every task's student as a shippable folder: HF files, model card, ONNX checked against PyTorch.
@@ -150,4 +150,4 @@ rule export:
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --student {input.student} --summary {input.summary}"
         " --search-metrics {input.search} --teacher-metrics {input.teacher} --glue-results results/glue"
-        " --glue-metrics metrics/glue --latency {input.latency} --out {output.out} --metrics {output.metrics} 2> {log}" + SHOW_ERROR
+        " --glue-metrics metrics/glue --latency {input.latency} --out {output.out} --metrics {output.metrics} --log {log}"

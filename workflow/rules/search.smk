@@ -16,7 +16,7 @@ rule latency_profile:
         "Profiling latency of {config[latency_profile][samples]} architectures"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher}"
-        " --predictor {output.predictor} --metrics {output.metrics} 2> {log}" + SHOW_ERROR
+        " --predictor {output.predictor} --metrics {output.metrics} --log {log}"
 
 
 # Stage 3: search student architectures on the proxy set; log every trial and rank them by reward.
@@ -46,7 +46,7 @@ checkpoint search:
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
         " --latency-predictor {input.predictor} --trials {output.trials} --trials-csv {output.trials_csv} --ranked {output.ranked}"
-        " --pareto {output.pareto} --hypervolume {output.hypervolume} --metrics {output.metrics} 2> {log}" + SHOW_ERROR
+        " --pareto {output.pareto} --hypervolume {output.hypervolume} --metrics {output.metrics} --log {log}"
 
 
 # Stage 4 (distill_topk) fans out from the search checkpoint: one job per top-k candidate, then a ranking.
@@ -72,4 +72,4 @@ rule latency:
         "Measuring latency"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --ranking {input.ranking}"
-        " --table {output.table} --metrics {output.metrics} 2> {log}" + SHOW_ERROR
+        " --table {output.table} --metrics {output.metrics} --log {log}"

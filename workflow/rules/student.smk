@@ -22,7 +22,7 @@ rule distill_full:
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher}"
         " --transfer {input.transfer} --proxy {input.proxy} --ranking {input.ranking} --latency {input.latency}"
-        " --model {output.model} --summary {output.summary} 2> {log}" + SHOW_ERROR
+        " --model {output.model} --summary {output.summary} --log {log}"
 
 
 # Stage 7: GLUE metrics and speed-ups on the search task (the glue rule writes the report).
@@ -49,4 +49,4 @@ rule evaluate:
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --student {input.student}"
         " --summary {input.summary} --latency {input.latency}"
-        " --metrics {output.metrics} --predictions {output.predictions} --comparison {output.comparison} 2> {log}" + SHOW_ERROR
+        " --metrics {output.metrics} --predictions {output.predictions} --comparison {output.comparison} --log {log}"

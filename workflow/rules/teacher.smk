@@ -16,7 +16,7 @@ rule teacher:
         "Fine-tuning the teacher on {config[task]}"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --model {output.model}"
-        " --metrics {output.metrics} 2> {log}" + SHOW_ERROR
+        " --metrics {output.metrics} --log {log}"
 
 
 # Stage 2: proxy-train and proxy-dev sets with cached teacher logits.
@@ -37,7 +37,7 @@ rule proxy:
     message:
         "Building the proxy sets"
     shell:
-        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}" + SHOW_ERROR
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} --log {log}"
 
 
 # The transfer set for full distillation (the teacher's rows and more) with cached teacher logits.
@@ -57,4 +57,4 @@ rule transfer:
     message:
         "Caching teacher logits on {config[transfer][size]} transfer rows"
     shell:
-        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} 2> {log}" + SHOW_ERROR
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --out {output.out} --log {log}"

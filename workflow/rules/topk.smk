@@ -28,7 +28,7 @@ rule distill_candidate:
         "Distilling candidate {wildcards.arch} on the proxy set"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
-        " --ranked {input.ranked} --arch {wildcards.arch} --candidate {output.candidate} 2> {log}" + SHOW_ERROR
+        " --ranked {input.ranked} --arch {wildcards.arch} --candidate {output.candidate} --log {log}"
 
 
 # The gather: rank the k candidates by reward (what dvc.yaml's distill_topk writes).
@@ -48,4 +48,4 @@ rule distill_topk:
         "Ranking the top-{config[distill_topk][k]} candidates"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --gather {input.candidates}"
-        " --ranking {output.ranking} 2> {log}" + SHOW_ERROR
+        " --ranking {output.ranking} --log {log}"
