@@ -222,6 +222,27 @@ def _check_space_fits_teacher(params: dict[str, Any]) -> None:
         if too_big:
             raise ParamsError(f"params: space.{dim} = {params['space'][dim]} goes beyond the teacher's {limit} "
                               f"({params['teacher']['backbone']}); space.init: inherit slices the teacher")
+    if limits["hidden"] and limits["heads"]:
+        _check_profile_fits_space(params, max_head_size=limits["hidden"] // limits["heads"])
+
+
+def _check_profile_fits_space(params: dict[str, Any], max_head_size: int) -> None:
+    """latency_profile holds some sampled architectures out and fits on the rest: it needs one of each."""
+    from kdnas.errors import KdnasError
+    from kdnas.search.space import SearchSpace
+
+    try:
+        size = len(SearchSpace.from_params(params["space"], max_head_size=max_head_size))
+    except KdnasError as error:
+        raise ParamsError(f"{error} (inheriting students' heads are at most the teacher's {max_head_size} "
+                          "wide)") from None
+    profile = params["latency_profile"]
+    count = min(profile["samples"], size)
+    held = max(1, int(round(profile["held_out"] * count)))
+    if count - held < 1:
+        raise ParamsError(f"params: latency_profile would time {count} architecture(s) (the space holds {size} "
+                          f"valid ones) and hold {held} out, leaving none to fit the predictor; widen space or "
+                          "raise latency_profile.samples")
 
 
 def load_params(path: str | Path) -> dict[str, Any]:

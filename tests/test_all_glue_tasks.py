@@ -86,7 +86,7 @@ def _params(glue) -> dict:
     params["data"].update(glue_dir=str(glue), train_size=None, dev_size=None)
     params["transfer"]["size"] = None
     params["proxy"].update(train_size=24, dev_size=12)
-    params["space"].update(layers=[1], hidden=[128, 384], heads=[4], ffn=[384])
+    params["space"].update(layers=[1], hidden=[128, 384], heads=[4, 12], ffn=[384])
     params["search"].update(candidates=2, strategy="random", strategy_kwargs={})
     params["distill_topk"]["k"] = 1
     params["latency_profile"]["samples"] = 4
