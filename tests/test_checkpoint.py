@@ -177,8 +177,6 @@ def test_snakemake_sigkilled_mid_training_unlocks_reruns_incomplete_and_resumes(
     locked = run(["snakemake", *target], root, check=False)
     assert locked.returncode != 0 and "LockException" in locked.stderr + locked.stdout
     run(["snakemake", "--unlock", *target], root)
-    incomplete = run(["snakemake", "-n", *target], root, check=False)
-    assert "--rerun-incomplete" in incomplete.stdout + incomplete.stderr  # Snakemake names the way out
     rerun = run(["snakemake", "--rerun-incomplete", *target], root, timeout=600)
     assert "1 of 1 steps (100%) done" in rerun.stdout + rerun.stderr
     assert "resuming from the checkpoint at step" in (root / "logs/teacher.log").read_text()

@@ -6,11 +6,12 @@ import html
 import json
 import os
 import re
+import shutil
 
 import pytest
 import yaml
 
-from conftest import REPO, make_pipeline_copy, run, tiny_params, with_local_glue, write_params
+from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, with_local_glue, write_params
 
 SHELL = re.compile(r"^Shell command: (.*?)(?: --log \S+)?$", re.M)
 NODE = re.compile(r'<font point-size="18">(\w+)</font>(.*?)</table>', re.S)
@@ -250,7 +251,7 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     for path in ("results/glue/stsb/teacher/model/model.safetensors", "results/glue/stsb/transfer/logits.parquet",
                  "results/glue/stsb/student/model/model.safetensors"):
         assert _sha(root / path) == _sha(dvc_run / path), path
-    _adding_a_task_plans_only_its_jobs(root)
+    _adding_a_task_plans_only_its_jobs(root, params)
     write_params(root / "params.yaml", params)
     _edited_code_and_data_rerun_what_reads_them(root)
 
@@ -286,12 +287,13 @@ def _without_clock(rows):
     return [{k: v for k, v in row.items() if k not in CLOCK} for row in rows]
 
 
-def _adding_a_task_plans_only_its_jobs(root):
+def _adding_a_task_plans_only_its_jobs(root, run_params):
     """A task added to glue.tasks plans its four jobs plus the gathering ones; a change to one task's entry
     replans only that task's jobs (tracked params are per wildcard)."""
     gathering = {"glue": 1, "export": 1, "all": 1}
     per_task = {f"glue_{s}": 1 for s in ("teacher", "transfer", "distill", "evaluate")}
-    params = tiny_params()
+    params = json.loads(json.dumps(run_params))  # the params the run was made with
+    shutil.copytree(GLUE_DIR / "RTE", root / "data/glue/RTE")
     params["glue"]["tasks"]["rte"] = {"data": {"train_size": 100}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     jobs, out = _plan(root, "--cores", "1")  # no profile: its printed commands name every task
@@ -319,7 +321,8 @@ def _edited_code_and_data_rerun_what_reads_them(root):
 
 
 def test_lint_reports_only_that_rules_name_no_conda_environment():
-    out = run(["snakemake", "--lint"], REPO, check=False).stdout
+    result = run(["snakemake", "--lint"], REPO, check=False)
+    out = result.stdout + result.stderr
     findings = re.findall(r"^    \* (.+?):?$", out, re.M)
     rules = re.findall(r"^Lints for rule (\w+)", out, re.M)
     assert "Lints for snakefile" not in out  # e.g. "Mixed rules and functions in same snakefile"

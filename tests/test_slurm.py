@@ -80,8 +80,11 @@ def test_search_and_topk_fan_out_run_as_slurm_jobs_through_the_profile_as_writte
     assert f"{len(rules)} of {len(rules)} steps (100%) done" in log, log[-3000:]  # the teacher is up to date
     jobs = _completed_jobs(slurm_cluster / "jobcomp.txt")
     assert [job["JobState"] for job in jobs] == ["COMPLETED"] * len(rules), jobs
-    # every job was submitted with its rule's CPUs from the profile (set-threads -> --cpus-per-task)
-    assert sorted(int(job["ProcCnt"]) for job in jobs) == sorted(PROFILE["set-threads"][rule] for rule in rules)
+    # every job was submitted with its rule's CPUs from the profile (set-threads -> --cpus-per-task); a rule the
+    # profile submits with --exclusive (the timing ones) holds the whole node
+    exclusive = {rule for rule, res in PROFILE["set-resources"].items() if "--exclusive" in res.get("slurm_extra", "")}
+    expected = [NODE_CPUS if rule in exclusive else PROFILE["set-threads"][rule] for rule in rules]
+    assert sorted(int(job["ProcCnt"]) for job in jobs) == sorted(expected)
     # sacct reads the same records through SLURM's own tool
     sacct = run(["sacct", "-c", "-n", "-P", "-o", "jobid,state"], root).stdout.split()
     assert len(sacct) == len(rules) and all(line.endswith("|COMPLETED") for line in sacct)

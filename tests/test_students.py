@@ -102,6 +102,6 @@ def test_saved_models_that_cannot_be_used_are_refused_in_one_line(teacher_and_to
     save_model(small, tokenizer, tmp_path / "corrupt")
     weights = tmp_path / "corrupt" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ModelError, match=r"cannot load model from .*corrupt"):
+    with pytest.raises(ModelError, match=r"corrupt/model.safetensors: not a readable safetensors file"):
         load_teacher(tmp_path / "corrupt")
     assert AutoTokenizer.from_pretrained(tmp_path / "corrupt")  # the tokenizer alone was fine
