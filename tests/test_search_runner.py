@@ -224,7 +224,7 @@ def test_search_stage_sigkilled_mid_run_resumes_to_the_uninterrupted_trials(dvc_
             "--hypervolume", str(outs / "hypervolume.csv"), "--metrics", str(outs / "search.json")]
     first = subprocess.Popen(args, cwd=tmp_path, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while not (outs / "trials.jsonl").exists() or not (outs / "trials.jsonl").read_text().strip():
+    while not (outs / "trials.state.json").exists():  # a trial logged and counted
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(first.pid, signal.SIGKILL)
