@@ -238,3 +238,17 @@ def test_search_stage_sigkilled_mid_run_resumes_to_the_uninterrupted_trials(dvc_
                      for line in path.read_text().splitlines()]
                     for path in (outs / "trials.jsonl", r / "search/trials.jsonl"))
     assert ours == theirs
+
+
+def test_the_resume_fingerprint_covers_the_latency_keys_the_search_reads():
+    """The search times candidates (and predicts) at latency.seq_len with latency.threads: a change to either
+    must start a new trial log, not resume trials carrying the old latencies."""
+    params = tiny_params()
+    base = runner.search_fingerprint(params)
+    for key, value in (("seq_len", 128), ("threads", 1)):
+        changed = json.loads(json.dumps(params))
+        changed["latency"][key] = value
+        assert runner.search_fingerprint(changed) != base, key
+    unread = json.loads(json.dumps(params))
+    unread["latency"]["repeats"] += 1  # the latency stage's own setting: the search never reads it
+    assert runner.search_fingerprint(unread) == base
