@@ -32,7 +32,8 @@ CLOCK = {"seconds", "train_seconds", "search_seconds", "examples_per_second"}  #
 # files that hold latency measurements: they differ between any two runs, interrupted or not
 MEASURED = ("results/latency/", "metrics/latency.json", "results/latency_profile/", "metrics/latency_profile.json",
             "metrics/evaluate.json", "plots/comparison.csv", "report/",
-            "results/student/summary.json")  # the winner row records its measured latency
+            "results/student/summary.json",  # the winner row records its measured latency
+            "results/glue/", "metrics/glue.json")  # the fan-out's winner rows and the GLUE table's speed-ups
 
 
 def attempt(root: Path, log, kill_after: float | None) -> dict:
