@@ -8,6 +8,7 @@ import torch
 
 from kdnas.arch import Arch
 from kdnas.batching import Encoded
+from kdnas.device import CPU, Compute
 from kdnas.losses import build_loss
 from kdnas.losses.logits import LogitKD
 from kdnas.metrics import glue_metrics
@@ -30,8 +31,9 @@ def kd_loss_on(task: GlueTask, student_logits: np.ndarray, teacher_logits: np.nd
 
 def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,
                       init: str, seed: int, show_progress: bool = False,
-                      importance: dict | None = None, checkpoint=None) -> tuple[object, dict]:
-    """Builds ``arch`` from the teacher, distils it on ``train`` with the block's recipe, scores it on ``dev``.
+                      importance: dict | None = None, checkpoint=None, compute: Compute = CPU) -> tuple[object, dict]:
+    """Builds ``arch`` from the teacher, distils it on ``train`` with the block's recipe, scores it on ``dev``,
+    on ``compute``'s device and precision (the student is built on the CPU first, so it starts the same).
 
     ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
 
@@ -49,8 +51,9 @@ def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: 
     history = train_model(student, train, loss, epochs=block["epochs"], lr=block["lr"],
                           batch_size=block["batch_size"], seed=run_seed,
                           weight_decay=block.get("weight_decay", 0.01), warmup_ratio=block.get("warmup_ratio", 0.0),
-                          teacher=teacher, desc=arch.key, show_progress=show_progress, checkpoint=checkpoint)
-    logits = predict(student, dev)
+                          teacher=teacher, desc=arch.key, show_progress=show_progress, checkpoint=checkpoint,
+                          compute=compute)
+    logits = predict(student, dev, compute=compute)
     metrics = glue_metrics(task, dev.labels, logits)
     result = {**metrics, "score": metrics[task.main_metric],
               "kd_loss": kd_loss_on(task, logits, dev.teacher_logits),

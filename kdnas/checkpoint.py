@@ -25,9 +25,11 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from kdnas.errors import StopRequested  # noqa: F401 (re-exported)
+from kdnas.device import CPU, Compute, resolve_compute
+from kdnas.errors import KdnasError, StopRequested  # noqa: F401 (re-exported)
 from kdnas.io import atomic_path, read_json, write_json
 
+COMPUTE_FILE = "compute.json"  # beside train.pt: the device type and precision it was trained in
 log = logging.getLogger(__name__)
 
 
@@ -52,26 +54,43 @@ def stage_key(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> st
 class Checkpoint:
     """One folder of resumable state: a training state (``train.pt``) and finished parts (``done/*.json``)."""
 
-    def __init__(self, folder: Path, every_steps: int, stage_root: Path | None = None):
+    def __init__(self, folder: Path, every_steps: int, stage_root: Path | None = None, compute: Compute = CPU):
         self.folder, self.every_steps = Path(folder), every_steps
         self.stage_root = stage_root  # the folder of every key of this stage: stale keys go with clear()
+        self.compute = compute  # the device type and precision this run trains in; a checkpoint must match
 
     def sub(self, name: str) -> "Checkpoint":
         """A checkpoint for one part of the stage (e.g. one candidate of distill_topk)."""
-        return Checkpoint(self.folder / name, self.every_steps)
+        return Checkpoint(self.folder / name, self.every_steps, compute=self.compute)
+
+    def _record_compute(self) -> None:
+        write_json(self.folder / COMPUTE_FILE, {"kind": self.compute.kind})
 
     @property
     def _train_path(self) -> Path:
         return self.folder / "train.pt"
 
     def save_training(self, state: dict) -> None:
+        """Saves a training state, recording the device type and precision it was trained in."""
+        self._record_compute()
         with atomic_path(self._train_path) as tmp:
-            torch.save(state, tmp)
+            torch.save({**state, "compute": self.compute.kind}, tmp)
 
     def load_training(self) -> dict | None:
+        """The saved training state (tensors on the CPU; loading a state dict moves them to the model's device),
+        or None. Raises when it was trained on another device type or in another precision: its RNG streams
+        and numerics would silently mix with this run's."""
         if not self._train_path.exists():
             return None
-        return torch.load(self._train_path, weights_only=True)
+        state = torch.load(self._train_path, weights_only=True, map_location="cpu")
+        _check_kind(self._train_path, state.get("compute", CPU.kind), self.compute)
+        return state
+
+    def check_compute(self) -> None:
+        """Refuses, before any heavy work, a folder holding training states or finished parts of another
+        device type or precision."""
+        for record in sorted(self.folder.rglob(COMPUTE_FILE)) if self.folder.is_dir() else []:
+            _check_kind(record.parent, read_json(record)["kind"], self.compute)
 
     def done(self, name: str) -> dict | None:
         """The saved result of a finished part, or None."""
@@ -79,6 +98,7 @@ class Checkpoint:
         return read_json(path) if path.exists() else None
 
     def mark_done(self, name: str, result: dict) -> None:
+        self._record_compute()
         write_json(self.folder / "done" / f"{name}.json", result)
         shutil.rmtree(self.folder / name, ignore_errors=True)  # its training state is no longer needed
 
@@ -97,31 +117,48 @@ class Checkpoint:
                 break
 
 
+def _check_kind(where: Path, saved: str, compute: Compute) -> None:
+    if saved != compute.kind:
+        raise KdnasError(f"checkpoint {where} was trained on {saved}, this run trains on {compute.kind}: set "
+                         f"compute.device and compute.precision to match it to resume, or delete {where} to start over")
+
+
 def stage_checkpoint(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> Checkpoint | None:
     """The stage's checkpoint under params' ``checkpoint`` block (None when absent or ``every_steps`` is 0).
 
     Checkpoints of this stage under other keys (other params or inputs) can never resume here; they are kept
-    until this one's :meth:`Checkpoint.clear`, so a run that fails on bad input deletes nothing.
+    until this one's :meth:`Checkpoint.clear`, so a run that fails on bad input deletes nothing. One trained on
+    another device type or precision (``compute: auto`` resolves by machine) is refused here, before the stage
+    loads anything.
     """
     cfg = params.get("checkpoint") or {}
     if not cfg.get("every_steps"):
         return None
     root = Path(cfg.get("dir", "checkpoints")) / stage
-    return Checkpoint(root / stage_key(stage, params, inputs), cfg["every_steps"], stage_root=root)
+    checkpoint = Checkpoint(root / stage_key(stage, params, inputs), cfg["every_steps"], stage_root=root,
+                            compute=resolve_compute(params))
+    checkpoint.check_compute()
+    return checkpoint
 
 
-def rng_state() -> dict:
-    """torch, numpy and python RNG states as tensors, lists and numbers (loadable with weights_only)."""
+def rng_state(device: torch.device | None = None) -> dict:
+    """torch (and, training on a GPU, its CUDA generator's), numpy and python RNG states as tensors, lists and
+    numbers (loadable with weights_only)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next}}
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next}}
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)  # dropout masks on a GPU come from this one
+    return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
     n = state["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     p = state["python"]

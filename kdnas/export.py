@@ -30,9 +30,11 @@ def label_config(model, task: GlueTask) -> None:
     model.config.label2id = {name: i for i, name in enumerate(names)}
 
 
-def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int, threads: int) -> float:
-    """Exports ``model`` to ``path`` and returns the largest logit difference ONNX Runtime shows on ``texts``
-    (pairs as tuples); raises when it exceeds PARITY_TOLERANCE."""
+def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int, threads: int,
+                     device: str = "cpu") -> float:
+    """Exports ``model`` (on the CPU) to ``path`` and returns the largest logit difference ONNX Runtime (CPU)
+    shows on ``texts`` (pairs as tuples) against PyTorch in fp32 on ``device``; raises when it exceeds
+    PARITY_TOLERANCE."""
     export_onnx(model, path)
     firsts = [t[0] if isinstance(t, tuple) else t for t in texts]
     seconds = [t[1] for t in texts] if isinstance(texts[0], tuple) else None
@@ -41,7 +43,7 @@ def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int,
         import torch
 
         inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
-    diff = max_abs_difference(model, OrtModel(path, model.config.vocab_size, threads), inputs)
+    diff = max_abs_difference(model, OrtModel(path, model.config.vocab_size, threads), inputs, device)
     if diff > PARITY_TOLERANCE:
         raise KdnasError(f"ONNX export of {path.parent.name} differs from PyTorch by {diff:.2e} "
                          f"(tolerance {PARITY_TOLERANCE:g})")

@@ -26,17 +26,21 @@ import numpy as np
 import torch
 
 from kdnas.batching import Encoded, collate, length_grouped_batches
+from kdnas.device import CPU, Compute
 from kdnas.errors import KdnasError
 from kdnas.io import atomic_path
 
 
-def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression: bool = False) -> dict:
-    """Gradient (mask-sensitivity) scores of heads, FFN neurons and hidden dimensions on ``data``."""
+def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression: bool = False,
+                        compute: Compute = CPU) -> dict:
+    """Gradient (mask-sensitivity) scores of heads, FFN neurons and hidden dimensions on ``data``, computed on
+    ``compute``'s device and precision (returned on the CPU)."""
     cfg = teacher.config
     n_layers, n_heads, t_head = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
-    masks = {"heads": torch.ones(n_layers, n_heads, requires_grad=True),
-             "ffn": torch.ones(n_layers, cfg.intermediate_size, requires_grad=True),
-             "hidden": torch.ones(cfg.hidden_size, requires_grad=True)}
+    device = compute.device
+    masks = {"heads": torch.ones(n_layers, n_heads, requires_grad=True, device=device),
+             "ffn": torch.ones(n_layers, cfg.intermediate_size, requires_grad=True, device=device),
+             "hidden": torch.ones(cfg.hidden_size, requires_grad=True, device=device)}
     bert = teacher.bert
     hooks = []
 
@@ -55,7 +59,8 @@ def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression
         hooks.append(layer.output.register_forward_hook(scale_first(lambda x: masks["hidden"])))
     hooks.append(bert.embeddings.register_forward_hook(scale_first(lambda x: masks["hidden"])))
     scores = {name: torch.zeros_like(mask) for name, mask in masks.items()}
-    labels = torch.as_tensor(np.array(data.labels))  # a copy: parquet-backed arrays are read-only
+    labels = torch.as_tensor(np.array(data.labels)).to(device)  # a copy: parquet-backed arrays are read-only
+    compute.place(teacher)
     was_training = teacher.training
     teacher.eval()  # no dropout: the score of the model as it is
     trainable = [p for p in teacher.parameters() if p.requires_grad]
@@ -63,8 +68,9 @@ def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression
         p.requires_grad_(False)
     try:
         for index in length_grouped_batches(data.lengths, batch_size, seed=None):
-            logits = teacher(**collate(data, index)).logits
-            target = labels[index]
+            with compute.autocast():
+                logits = teacher(**compute.to_device(collate(data, index))).logits.float()
+            target = labels[torch.as_tensor(index, device=device)]
             if regression:
                 loss = torch.nn.functional.mse_loss(logits.view(-1), target.float().view(-1))
             else:
@@ -78,7 +84,7 @@ def gradient_importance(teacher, data: Encoded, batch_size: int = 32, regression
         for p in trainable:
             p.requires_grad_(True)
         teacher.train(was_training)
-    return {**{name: s.detach() for name, s in scores.items()}, "method": "gradient"}
+    return {**{name: s.detach().cpu() for name, s in scores.items()}, "method": "gradient"}
 
 
 def save_importance(scores: dict, path: str | Path) -> None:

@@ -4,6 +4,7 @@ Models are measured interleaved (round-robin) in one process so machine drift ca
 """
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import time
@@ -63,7 +64,8 @@ def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, 
                         warmup: int, repeats: int, seed: int = 0, device: str = "cpu") -> dict[str, dict]:
     """Median and interquartile range (ms) of each model's forward pass, measured round-robin.
 
-    On ``cuda`` the models are moved to the GPU and timed with CUDA events after synchronisation.
+    On ``cuda`` copies of the models are timed on the GPU with CUDA events after synchronisation (the models
+    given stay where they are: the ONNX export that may follow needs them on the CPU).
 
     Returns:
         name -> {"median_ms", "iqr_ms", "runs", "batch_size", "seq_len", "device"}.
@@ -73,8 +75,10 @@ def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, 
     with torch_threads(threads):
         with torch.inference_mode():
             prepared = {}
+            models = {name: model if device == "cpu" else copy.deepcopy(model).to(device)
+                      for name, model in models.items()}
             for name, model in models.items():
-                model.eval().to(device)
+                model.eval()
                 inputs = dummy_inputs(model.config.vocab_size, batch_size, seq_len, seed)
                 prepared[name] = {key: value.to(device) for key, value in inputs.items()}
                 for _ in range(warmup):

@@ -169,6 +169,14 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
     except KdnasError as error:
         raise ParamsError(str(error)) from None
     _check_space_fits_teacher(params)
+    compute = params["compute"]
+    if compute["device"].startswith("cuda") or compute["precision"] in ("bf16", "fp16"):
+        from kdnas.device import check_compute  # imports torch: only when a GPU or mixed precision is asked for
+
+        try:
+            check_compute(compute["device"], compute["precision"])
+        except KdnasError as error:
+            raise ParamsError(str(error)) from None
     if params["latency"].get("device") == "cuda":
         import torch  # only for this check
 

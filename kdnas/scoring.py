@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from kdnas.batching import encode
+from kdnas.device import resolve_compute
 from kdnas.metrics import glue_metrics, predictions
 from kdnas.models import count_parameters
 from kdnas.pipeline.common import check_task_data, load_teacher, task_split
@@ -30,12 +31,13 @@ def score_models(params: dict, task: GlueTask, models: dict[str, str]) -> tuple[
     check_task_data(params, splits=tuple(splits))
     data = {split: task_split(params, split, "dev_size") for split in splits}
     batch, max_len = params["evaluate"]["batch_size"], params["data"]["max_length"]
+    compute = resolve_compute(params)
     scores, preds = {}, {}
     for name, path in models.items():
-        model, tokenizer = load_teacher(path)
+        model, tokenizer = load_teacher(path, compute=compute)
         scores[name] = {"params": count_parameters(model)}
         for split, frame in data.items():
-            logits = predict(model, encode(tokenizer, frame, max_len), batch_size=batch)
+            logits = predict(model, encode(tokenizer, frame, max_len), batch_size=batch, compute=compute)
             suffix = EXTRA_SPLITS.get(split, "")
             scores[name].update({f"{m}{suffix}": v for m, v in glue_metrics(task, frame["label"].to_numpy(), logits).items()})
             if split == "dev":

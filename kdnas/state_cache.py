@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from kdnas.batching import Encoded, collate, length_grouped_batches
+from kdnas.device import CPU, Compute
 from kdnas.errors import KdnasError
 from kdnas.io import atomic_path
 
@@ -48,8 +49,10 @@ def state_bytes(lengths: np.ndarray, config, hidden: bool, attentions: bool) -> 
 
 
 @torch.inference_mode()
-def write_states(teacher, data: Encoded, path: str | Path, attentions: bool, batch_size: int = 64) -> None:
-    """Runs the teacher once over ``data`` and saves its hidden states (and attentions) per example."""
+def write_states(teacher, data: Encoded, path: str | Path, attentions: bool, batch_size: int = 64,
+                 compute: Compute = CPU) -> None:
+    """Runs the teacher once over ``data`` (on ``compute``'s device and precision) and saves its hidden states
+    (and attentions) per example."""
     from safetensors.torch import save_file
 
     teacher.eval()
@@ -61,12 +64,14 @@ def write_states(teacher, data: Encoded, path: str | Path, attentions: bool, bat
     att_starts = np.concatenate([[0], np.cumsum(per_att)])
     maps = torch.empty(int(att_starts[-1]) if attentions else 0, dtype=DTYPE)
     for index in length_grouped_batches(lengths, batch_size, seed=None):
-        out = teacher(**collate(data, index), output_hidden_states=True, output_attentions=attentions)
-        states = torch.stack(out.hidden_states, dim=2)  # [B, T, L+1, H]
+        with compute.autocast():
+            out = teacher(**compute.to_device(collate(data, index)), output_hidden_states=True,
+                          output_attentions=attentions)
+        states = torch.stack(out.hidden_states, dim=2).to("cpu", DTYPE)  # [B, T, L+1, H]
         if attentions:
             if not out.attentions:
                 raise KdnasError("caching attentions needs the teacher loaded with attn_implementation='eager'")
-            att = torch.stack(out.attentions, dim=1)  # [B, L, heads, T, T]
+            att = torch.stack(out.attentions, dim=1).to("cpu", DTYPE)  # [B, L, heads, T, T]
         for row, i in enumerate(index):
             n = int(lengths[i])
             hidden[starts[i]:starts[i + 1]] = states[row, :n].to(DTYPE)

@@ -61,9 +61,15 @@ def inherited_layers(num_teacher: int, num_student: int) -> list[int]:
     return [(i + 1) * num_teacher // num_student - 1 for i in range(num_student)]
 
 
+def cpu_state(model) -> dict:
+    """The model's tensors on the CPU (no copy there): a student inherits the same weights, chosen by the same
+    scores, whichever device its teacher trains on."""
+    return {key: value.detach().cpu() for key, value in model.state_dict().items()}
+
+
 def magnitude_importance(teacher) -> dict:
     """Weight-magnitude scores of heads and FFN neurons (see module docstring); needs no data."""
-    cfg, state = teacher.config, teacher.state_dict()
+    cfg, state = teacher.config, cpu_state(teacher)
     t_head = cfg.hidden_size // cfg.num_attention_heads
     heads, ffn = [], []
     for t in range(cfg.num_hidden_layers):
@@ -177,7 +183,7 @@ def build_student(teacher, arch: Arch, init: str = "inherit", seed: int = 0, imp
         torch.random.set_rng_state(generator_state)
     if init == "inherit":
         check_inheritable(arch, teacher.config)
-        state = _inherit_state(teacher.state_dict(), teacher.config, arch,
+        state = _inherit_state(cpu_state(teacher), teacher.config, arch,
                                importance if importance is not None else magnitude_importance(teacher))
         missing, unexpected = student.load_state_dict(state, strict=False)
         leftover = [m for m in missing if "position_ids" not in m]

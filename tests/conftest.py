@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+import runpy
+import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 import yaml
@@ -84,6 +88,35 @@ def with_local_glue(root: Path, params: dict) -> dict:
     params["data"]["glue_dir"] = "data/glue"
     write_params(root / "params.yaml", params)
     return params
+
+
+def _dvc_commands(root: Path, params: dict):
+    """dvc.yaml's commands in its order, foreach stages expanded per task (each stage's tasks together)."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        tasks = params["glue"]["tasks"] if "foreach" in stage else [None]
+        for task in tasks:
+            cmd = (stage.get("do") or stage)["cmd"]
+            yield name, shlex.split(cmd.replace("${key}", task or ""))
+
+
+def run_stages_in_process(root: Path, params: dict, stages: Sequence[str] | None = None) -> dict[str, float]:
+    """Runs dvc.yaml's commands (all, or those of ``stages``) in this process, in ``root``, as DVC would run
+    them; returns each stage's wall-clock seconds."""
+    seconds = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        for name, argv in _dvc_commands(root, params):
+            if stages is not None and name not in stages:
+                continue
+            assert argv[0] == "bin/kdnas-python"
+            patch.setattr(sys, "argv", argv[1:])
+            start = time.perf_counter()
+            with pytest.raises(SystemExit) as done:
+                runpy.run_path(argv[1], run_name="__main__")
+            assert done.value.code == 0, f"{name} failed: {argv}"
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    return seconds
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,10 @@ process, with the commands dvc.yaml gives it."""
 from __future__ import annotations
 
 import json
-import runpy
-import shlex
-import sys
 
 import pytest
-import yaml
 
-from conftest import GLUE_DIR, REPO, make_pipeline_copy, tiny_params
+from conftest import GLUE_DIR, make_pipeline_copy, run_stages_in_process, tiny_params
 from kdnas.data import load_split
 from kdnas.glue import task_score
 
@@ -95,16 +91,6 @@ def _params(glue) -> dict:
     return params
 
 
-def _commands(root, params):
-    """dvc.yaml's commands in its order, foreach stages expanded per task (each stage's tasks together)."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    for name, stage in stages.items():
-        tasks = params["glue"]["tasks"] if "foreach" in stage else [None]
-        for task in tasks:
-            cmd = (stage.get("do") or stage)["cmd"]
-            yield name, shlex.split(cmd.replace("${key}", task or ""))
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("all_tasks") / "project"
@@ -112,14 +98,7 @@ def project(tmp_path_factory):
     _fixtures(glue)
     params = _params(glue)
     make_pipeline_copy(root, params)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        for name, argv in _commands(root, params):
-            assert argv[0] == "bin/kdnas-python"
-            patch.setattr(sys, "argv", argv[1:])
-            with pytest.raises(SystemExit) as done:
-                runpy.run_path(argv[1], run_name="__main__")
-            assert done.value.code == 0, f"{name} failed: {argv}"
+    run_stages_in_process(root, params)
     return root, params
 
 

@@ -2,6 +2,8 @@
 with exactly the tensors of an uninterrupted run; a checkpoint of other params is never resumed."""
 from __future__ import annotations
 
+import copy
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +19,9 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, tool_env, with_local_glue, write_params
 from kdnas.arch import Arch
 from kdnas.batching import encode
-from kdnas.checkpoint import Checkpoint, StopRequested
+from kdnas.checkpoint import Checkpoint, StopRequested, stage_checkpoint
+from kdnas.device import CPU, Compute, resolve_compute
+from kdnas.errors import KdnasError
 from kdnas.data import load_split, stratified_subset
 from kdnas.losses import build_loss
 from kdnas.models import load_pretrained_for_task
@@ -39,14 +43,18 @@ def small_setup():
     return task, teacher, data
 
 
-def _train(setup, checkpoint=None):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch here")
+
+
+def _train(setup, checkpoint=None, compute=CPU):
     task, teacher, data = setup
+    teacher = copy.deepcopy(teacher)  # training places it on the device: the fixture's stays on the CPU
     student = build_student(teacher, Arch.from_key("L1-H128-A4-F384"), init="inherit", seed=3)
     torch.manual_seed(3)  # the loss's projection
     loss = build_loss([{"name": "logit_kd", "weight": 1.0}, {"name": "emd", "weight": 1.0}], temperature=1.0,
                       regression=False, student_config=student.config, teacher_config=teacher.config)
     history = train_model(student, data, loss, epochs=2, lr=1e-3, batch_size=8, seed=3, teacher=teacher,
-                          warmup_ratio=0.2, show_progress=False, checkpoint=checkpoint)
+                          warmup_ratio=0.2, show_progress=False, checkpoint=checkpoint, compute=compute)
     return student, loss, history
 
 
@@ -54,8 +62,7 @@ def _same_tensors(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_training_stopped_by_sigterm_resumes_bit_identical(small_setup, tmp_path):
-    ref_student, ref_loss, ref_history = _train(small_setup)
+def _stop_by_sigterm_at_step_4(setup, checkpoint, compute=CPU) -> None:
     steps = []
 
     def sigterm_at_step_4(optimizer, args, kwargs):
@@ -63,13 +70,18 @@ def test_training_stopped_by_sigterm_resumes_bit_identical(small_setup, tmp_path
         if len(steps) == 4:  # mid-epoch (3 steps per epoch), between two checkpoint intervals
             os.kill(os.getpid(), signal.SIGTERM)
 
-    checkpoint = Checkpoint(tmp_path / "ck", every_steps=5)
     hook = register_optimizer_step_post_hook(sigterm_at_step_4)
     try:
         with pytest.raises(StopRequested, match="after step 4 of 6"):
-            _train(small_setup, checkpoint)
+            _train(setup, checkpoint, compute)
     finally:
         hook.remove()
+
+
+def test_training_stopped_by_sigterm_resumes_bit_identical(small_setup, tmp_path):
+    ref_student, ref_loss, ref_history = _train(small_setup)
+    checkpoint = Checkpoint(tmp_path / "ck", every_steps=5)
+    _stop_by_sigterm_at_step_4(small_setup, checkpoint)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is only there while training
     assert checkpoint.load_training()["step"] == 4
     student, loss, history = _train(small_setup, checkpoint)
@@ -78,6 +90,65 @@ def test_training_stopped_by_sigterm_resumes_bit_identical(small_setup, tmp_path
     uniform = torch.full((6,), 1 / 6, dtype=torch.float64)
     assert not torch.allclose(ref_loss.state_dict()["terms.emd.w_t"], uniform)  # that state did move
     assert history["epochs"] == ref_history["epochs"] and history["steps"] == ref_history["steps"] == 6
+
+
+@CUDA
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_on_a_gpu_resumes_from_its_checkpoint(small_setup, tmp_path, precision):
+    """On a GPU a resumed run restores the CUDA generator too (the dropout masks); it ends within float noise of
+    the uninterrupted run: some kernels (the embedding's backward) add in an unspecified order."""
+    compute = Compute(torch.device("cuda", 0), precision)
+    ref_student, _, ref_history = _train(small_setup, compute=compute)
+    checkpoint = Checkpoint(tmp_path / "ck", every_steps=5, compute=compute)
+    _stop_by_sigterm_at_step_4(small_setup, checkpoint, compute)
+    assert "cuda" in checkpoint.load_training()["rng"]
+    student, _, history = _train(small_setup, checkpoint, compute)
+    ours, theirs = student.state_dict(), ref_student.state_dict()
+    worst = max(float((ours[k].float() - theirs[k].float()).abs().max()) for k in ours)
+    print(f"{precision}: resumed vs uninterrupted, largest weight difference {worst:.2e}; "
+          f"bit-identical: {_same_tensors(ours, theirs)}")
+    assert worst < 1e-4
+    assert history["steps"] == ref_history["steps"] == 6
+
+
+def test_a_checkpoint_of_another_device_type_or_precision_is_refused_and_kept(small_setup, tmp_path):
+    checkpoint = Checkpoint(tmp_path / "ck", every_steps=5)  # cpu/fp32
+    _stop_by_sigterm_at_step_4(small_setup, checkpoint)
+    bf16 = Compute(torch.device("cpu"), "bf16")
+    elsewhere = Checkpoint(tmp_path / "ck", every_steps=5, compute=bf16)
+    expected = "was trained on cpu/fp32, this run trains on cpu/bf16"
+    with pytest.raises(KdnasError, match=expected):
+        elsewhere.check_compute()  # what stage_checkpoint asks before a stage loads anything
+    with pytest.raises(KdnasError, match=expected):
+        _train(small_setup, elsewhere, bf16)
+    assert checkpoint.load_training()["step"] == 4  # nothing lost: the same params on the CPU still resume it
+
+
+def test_a_stage_refuses_a_checkpoint_from_another_kind_of_machine_in_one_line_before_loading_anything(tmp_path):
+    """``compute: auto`` resolves by machine: a teacher run interrupted on a GPU node and rerun where there is
+    none (or the other way round) finds a checkpoint under the same key; the stage refuses it (exit 2) and
+    keeps it."""
+    params = tiny_params()
+    params["checkpoint"] = {"dir": "checkpoints", "every_steps": 2}
+    path = write_params(tmp_path / "params.yaml", params)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        folder = stage_checkpoint("teacher/sst2", params, [GLUE_DIR / "SST-2" / "train.tsv"]).folder
+    kind = resolve_compute(params).kind
+    other = "cuda/bf16" if kind == "cpu/fp32" else "cpu/fp32"  # as a run of these params elsewhere leaves it
+    (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / folder / "compute.json").write_text(json.dumps({"kind": other}))
+    (tmp_path / folder / "train.pt").write_bytes(b"a GPU training state")
+    start = time.perf_counter()
+    result = run([sys.executable, str(REPO / "stages" / "teacher.py"), "--params", str(path), "--model", "model",
+                  "--metrics", "teacher.json"], tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"teacher: error: checkpoint checkpoints/teacher/sst2/{folder.name} was trained on {other}, this run "
+        f"trains on {kind}: set compute.device and compute.precision to match it to resume, or delete "
+        f"checkpoints/teacher/sst2/{folder.name} to start over"]
+    assert (tmp_path / folder / "train.pt").read_bytes() == b"a GPU training state"
+    assert time.perf_counter() - start < 15  # before the backbone or any data loads
 
 
 # --- stage CLIs in subprocesses: SIGKILL / SIGTERM, rerun, compare with the uninterrupted pipeline ---

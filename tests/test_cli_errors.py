@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, write_params
@@ -120,7 +121,20 @@ CASES = {
                                        "latency.backends = ['onnxruntime'] is invalid"),
     "CUDA latency without a GPU": (lambda p, t: p["latency"].update(device="cuda"),
                                    "latency.device = 'cuda' but no CUDA GPU is visible"),
+    "unknown device": (lambda p, t: p["compute"].update(device="gpu"),
+                       "compute.device = 'gpu' is invalid: 'gpu' does not match"),
+    "unknown precision": (lambda p, t: p["compute"].update(precision="fp8"),
+                          "compute.precision = 'fp8' is invalid: 'fp8' is not one of"),
+    "fp16 on the CPU": (lambda p, t: p["compute"].update(device="cpu", precision="fp16"),
+                        "compute.precision = 'fp16' needs a CUDA device"),
+    "missing compute block": (lambda p, t: p.pop("compute"), "'compute' is a required property"),
 }
+if not torch.cuda.is_available():
+    CASES["training on CUDA without a GPU"] = (lambda p, t: p["compute"].update(device="cuda:1"),
+                                               "compute.device = 'cuda:1' but no CUDA GPU is visible to torch here")
+else:
+    CASES["a GPU index beyond those visible"] = (lambda p, t: p["compute"].update(device="cuda:64"),
+                                                 "compute.device = 'cuda:64' but torch sees")
 
 
 @pytest.mark.parametrize("case", list(CASES))

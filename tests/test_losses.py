@@ -278,7 +278,8 @@ def test_build_loss_from_params_style_specs():
     assert {"terms.hidden.projection.weight", "terms.emd.projection.weight"} <= names
     total, parts = loss(_outputs(1, layers=2, hidden=32), _outputs(2, layers=4, hidden=64), None)
     assert set(parts) == {"hidden", "emd"}
-    assert float(total.detach()) == pytest.approx(parts["hidden"] + 0.5 * parts["emd"], rel=1e-5)
+    assert not any(part.requires_grad for part in parts.values())  # detached: summed on the device, read rarely
+    assert float(total.detach()) == pytest.approx(float(parts["hidden"]) + 0.5 * float(parts["emd"]), rel=1e-5)
 
 
 def test_end_to_end_tiny_berts_loss_decreases_and_student_stays_plain():

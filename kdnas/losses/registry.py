@@ -34,7 +34,8 @@ class WeightedLoss(nn.Module):
     def forward(self, student_out: dict, teacher_out: dict, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
         parts = {name: term(student_out, teacher_out, labels) for name, term in self.terms.items()}
         total = sum(self.weights[name] * value for name, value in parts.items())
-        return total, {name: float(value.detach()) for name, value in parts.items()}
+        # detached tensors, not floats: reading a value waits for a GPU, so the training loop sums them on it
+        return total, {name: value.detach() for name, value in parts.items()}
 
     def __str__(self) -> str:
         return " + ".join(f"{self.weights[n]:g} * {n}" for n in self.terms)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from kdnas.data import check_local_split, check_size, load_split, resolve_glue_dir, stratified_subset
+from kdnas.device import CPU, Compute
 from kdnas.models import check_tokenizer_matches, load_model, load_tokenizer
 from kdnas.tasks import get_task
 
@@ -39,9 +40,10 @@ def task_split(params: dict, split: str, size_key: str):
     return stratified_subset(frame, params["data"][size_key], params["seed"], task.is_regression)
 
 
-def load_teacher(path, attn_implementation: str | None = None):
-    """A saved model and its tokenizer; refuses a tokenizer whose vocabulary the model cannot index."""
+def load_teacher(path, attn_implementation: str | None = None, compute: Compute = CPU):
+    """A saved model (on ``compute``'s device) and its tokenizer; refuses a tokenizer whose vocabulary the model
+    cannot index."""
     model = load_model(path, attn_implementation=attn_implementation)
     tokenizer = load_tokenizer(str(path))
     check_tokenizer_matches(tokenizer, model)
-    return model, tokenizer
+    return compute.place(model), tokenizer

@@ -6,6 +6,7 @@ import pandas as pd
 from kdnas.arch import Arch
 from kdnas.cache import load_encoded
 from kdnas.checkpoint import stage_checkpoint
+from kdnas.device import resolve_compute
 from kdnas.errors import KdnasError
 from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
@@ -62,9 +63,10 @@ def distill_winner(args, params: dict, importance: dict | None) -> str:
     winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
     arch = Arch.from_key(winner["arch"])
     checkpoint = stage_checkpoint(f"distill_full/{task.name}", params, [args.teacher, args.transfer, args.ranking, args.latency])
+    compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(cfg, task.is_regression)
-    teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn)
+    teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn, compute=compute)
     train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
     student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"], importance=importance)
     if attn:
@@ -74,7 +76,7 @@ def distill_winner(args, params: dict, importance: dict | None) -> str:
     history = train_model(student, train, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
                           seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
                           warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}",
-                          checkpoint=checkpoint)
+                          checkpoint=checkpoint, compute=compute)
     student.config._attn_implementation = "sdpa"
     with atomic_path(args.model) as tmp:
         save_model(student, tokenizer, tmp)

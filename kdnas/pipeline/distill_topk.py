@@ -13,6 +13,7 @@ from kdnas.arch import Arch
 from kdnas.cache import load_encoded
 from kdnas.candidates import distill_candidate
 from kdnas.checkpoint import stage_checkpoint
+from kdnas.device import resolve_compute
 from kdnas.errors import KdnasError
 from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
@@ -45,9 +46,11 @@ class _ProxyRun:
         # resumes the one in training
         self.checkpoint = stage_checkpoint(checkpoint_name, params, [args.teacher, args.proxy, args.ranked])
         self.task = get_task(params["task"])
+        self.compute = resolve_compute(params)
         seed_everything(params["seed"])
         self.teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"],
-                                                                                      self.task.is_regression))
+                                                                                      self.task.is_regression),
+                                               self.compute)
         max_len = params["data"]["max_length"]
         self.train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
         self.dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
@@ -61,7 +64,9 @@ class _ProxyRun:
             _, result = distill_candidate(self.teacher, arch, self.task, self.train, self.dev,
                                           self.params["distill_topk"], self.params["space"]["init"],
                                           self.params["seed"], show_progress=True, importance=self.importance,
-                                          checkpoint=self.checkpoint.sub(arch.key) if self.checkpoint else None)
+                                          checkpoint=self.checkpoint.sub(arch.key) if self.checkpoint else None,
+                                          compute=self.compute)
+            self.compute.release()
             if self.checkpoint:
                 self.checkpoint.mark_done(arch.key, result)
         return {"arch": arch.key, **arch.to_dict(), **result, "search_score": trial["score"],

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.arch import Arch
+from kdnas.device import resolve_compute
 from kdnas.export import label_config, model_card, onnx_with_parity
 from kdnas.glue_params import glue_tasks, task_params
 from kdnas.io import atomic_path, read_json, write_json
@@ -50,7 +51,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
     dev = task_split(run, "dev", "dev_size").head(PARITY_ROWS)
     texts = list(zip(dev["text_a"], dev["text_b"])) if len(task.text_columns) == 2 else dev["text_a"].tolist()
     diff = onnx_with_parity(model, tokenizer, texts, out / "model.onnx", run["data"]["max_length"],
-                            params["latency"]["threads"])
+                            params["latency"]["threads"], resolve_compute(params).device)
     arch = Arch.from_dict(summary["arch"])
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     info = {"task": task_name, "arch": arch.key, "search_task": params["task"],

@@ -9,6 +9,7 @@ from pathlib import Path
 from kdnas.batching import encode
 from kdnas.cache import write_logit_table
 from kdnas.data import split_proxy
+from kdnas.device import resolve_compute
 from kdnas.importance import IMPORTANCE_FILE, gradient_importance, save_importance
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
@@ -39,10 +40,11 @@ def proxy_stage(args, params: dict) -> str:
     cfg = params["proxy"]
     # a different seed stream than the teacher's subset, so proxy-dev is not just the teacher's first rows
     train, dev = split_proxy(frame, cfg["train_size"], cfg["dev_size"], params["seed"] + 7919, task.is_regression)
-    teacher, tokenizer = load_teacher(args.teacher)
+    compute = resolve_compute(params)
+    teacher, tokenizer = load_teacher(args.teacher, compute=compute)
     hidden, attentions = needed_states(params, teacher.config, task.is_regression)
     if attentions:  # sdpa attention returns no attention maps
-        teacher, tokenizer = load_teacher(args.teacher, attn_implementation="eager")
+        teacher, tokenizer = load_teacher(args.teacher, attn_implementation="eager", compute=compute)
     max_len = params["data"]["max_length"]
     encoded = {"train": encode(tokenizer, train, max_len), "dev": encode(tokenizer, dev, max_len)}
     # the cache's size is known from the token counts, before the teacher runs
@@ -60,11 +62,13 @@ def proxy_stage(args, params: dict) -> str:
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         for name, part in (("train", train), ("dev", dev)):
-            write_logit_table(Path(tmp) / f"{name}.parquet", part, predict(teacher, encoded[name]))
+            write_logit_table(Path(tmp) / f"{name}.parquet", part, predict(teacher, encoded[name], compute=compute))
         if signal == "cached states":
-            write_states(teacher, encoded["train"], states_path(Path(tmp) / "train.parquet"), attentions)
+            write_states(teacher, encoded["train"], states_path(Path(tmp) / "train.parquet"), attentions,
+                         compute=compute)
         if importance == "gradient":
-            save_importance(gradient_importance(teacher, encoded["train"], regression=task.is_regression),
+            save_importance(gradient_importance(teacher, encoded["train"], regression=task.is_regression,
+                                                compute=compute),
                             Path(tmp) / IMPORTANCE_FILE)
         # the path taken, not the budget: a budget change that takes the same path leaves the outputs unchanged
         write_json(Path(tmp) / "states.json", {

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.cache import load_encoded
+from kdnas.device import resolve_compute
 from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency_model import check_same_hardware
@@ -36,7 +37,9 @@ def search_stage(args, params: dict) -> str:
     task = get_task(params["task"])
     seed_everything(params["seed"])
     # an attention loss reads the teacher's attention maps, which only the eager implementation returns
-    teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["search"], task.is_regression))
+    compute = resolve_compute(params)
+    teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["search"], task.is_regression),
+                                      compute)
     max_len = params["data"]["max_length"]
     train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
     dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
@@ -47,7 +50,7 @@ def search_stage(args, params: dict) -> str:
     if params["search"].get("workers", 1) > 1:
         evaluator = ParallelEvaluator(params, args.teacher, args.proxy)
     else:
-        evaluator = SerialEvaluator(params, teacher, task, train, dev, inheritance_scores(params, args.proxy))
+        evaluator = SerialEvaluator(params, teacher, task, train, dev, inheritance_scores(params, args.proxy), compute)
     try:
         trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor)
     finally:

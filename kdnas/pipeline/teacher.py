@@ -4,6 +4,7 @@ from __future__ import annotations
 from kdnas.batching import encode
 from kdnas.checkpoint import stage_checkpoint
 from kdnas.data import check_local_split, resolve_glue_dir
+from kdnas.device import resolve_compute
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
 from kdnas.metrics import glue_metrics
@@ -21,6 +22,7 @@ def teacher_stage(args, params: dict) -> str:
     resolve_backbone(cfg["backbone"])  # bad path: one-line error before loading any data
     local = resolve_glue_dir(params["data"]["glue_dir"])
     checkpoint = stage_checkpoint(f"teacher/{task.name}", params, [check_local_split(task, local, "train")] if local else [])
+    compute = resolve_compute(params)
     seed_everything(params["seed"])
     train, dev = task_split(params, "train", "train_size"), task_split(params, "dev", "dev_size")
     model, tokenizer = load_pretrained_for_task(cfg["backbone"], task, cfg.get("trust_remote_code", False))
@@ -31,8 +33,9 @@ def teacher_stage(args, params: dict) -> str:
     loss = build_loss([{"name": "label", "weight": 1.0}], temperature=1.0, regression=task.is_regression)
     history = train_model(model, train_enc, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
                           seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
-                          warmup_ratio=cfg.get("warmup_ratio", 0.0), desc="teacher", checkpoint=checkpoint)
-    metrics = glue_metrics(task, dev_enc.labels, predict(model, dev_enc, desc="teacher dev"))
+                          warmup_ratio=cfg.get("warmup_ratio", 0.0), desc="teacher", checkpoint=checkpoint,
+                          compute=compute)
+    metrics = glue_metrics(task, dev_enc.labels, predict(model, dev_enc, desc="teacher dev", compute=compute))
     with atomic_path(args.model) as tmp:
         save_model(model, tokenizer, tmp)
     write_json(args.metrics, {"task": task.name, **metrics, "params": count_parameters(model),

@@ -11,6 +11,7 @@ import pandas as pd
 from kdnas.batching import encode
 from kdnas.cache import write_logit_table
 from kdnas.data import check_size, stratified_subset
+from kdnas.device import resolve_compute
 from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
 from kdnas.tasks import get_task
 from kdnas.training import predict
@@ -35,8 +36,10 @@ def transfer_stage(args, params: dict) -> str:
     check_task_data(params, splits=("train",))
     seed_everything(params["seed"])
     frame = transfer_set(params)
-    teacher, tokenizer = load_teacher(args.teacher)
-    logits = predict(teacher, encode(tokenizer, frame, params["data"]["max_length"]), desc="teacher logits")
+    compute = resolve_compute(params)
+    teacher, tokenizer = load_teacher(args.teacher, compute=compute)
+    logits = predict(teacher, encode(tokenizer, frame, params["data"]["max_length"]), desc="teacher logits",
+                     compute=compute)
     write_logit_table(args.out, frame, logits)
     taught = min(len(frame), params["data"]["train_size"] or len(frame))
     return f"wrote {args.out}: {len(frame)} rows with teacher logits ({taught} of them the teacher's training rows)"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from kdnas.arch import Arch
+from kdnas.device import CPU, resolve_compute
 from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json, write_text
 from kdnas.latency import measure_interleaved
@@ -30,6 +31,11 @@ def search_fingerprint(params: dict) -> str:
     """Hash of everything that changes trial results; a different hash starts a new log."""
     keys = {k: params[k] for k in ("seed", "task", "data", "teacher", "proxy", "space", "search")}
     keys["latency"] = {k: params["latency"][k] for k in ("seq_len", "threads")}  # measured/predicted latencies
+    # trials distilled on another device type or in another precision are not mixed into this search (the CPU
+    # in fp32, where every log before the compute block was made, adds nothing: those logs still resume)
+    compute = resolve_compute(params)
+    if compute != CPU:
+        keys["compute"] = compute.kind
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -18,7 +18,7 @@ rule glue_teacher:
         metrics="metrics/glue/{task}/teacher.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "data", "teacher"),
+        tracked=task_block("seed", "compute", "data", "teacher"),
     log:
         f"{LOGS}/glue_teacher/{{task}}.log",
     message:
@@ -38,7 +38,7 @@ rule glue_transfer:
         out="results/glue/{task}/transfer/logits.parquet",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "data", "transfer"),
+        tracked=task_block("seed", "compute", "data", "transfer"),
     log:
         f"{LOGS}/glue_transfer/{{task}}.log",
     message:
@@ -62,7 +62,7 @@ rule glue_distill:
         summary="results/glue/{task}/student/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
+        tracked=task_block("seed", "compute", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
                            "distill_full"),
     log:
         f"{LOGS}/glue_distill/{{task}}.log",
@@ -86,7 +86,7 @@ rule glue_evaluate:
         metrics="metrics/glue/{task}/evaluate.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "data", "evaluate"),
+        tracked=task_block("seed", "compute", "data", "evaluate"),
     log:
         f"{LOGS}/glue_evaluate/{{task}}.log",
     message:
@@ -142,7 +142,7 @@ rule export:
         metrics="metrics/export.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "task", "data", "teacher", "transfer", "space", "latency.threads", "distill_full", "glue"),
+        tracked=block("seed", "compute", "task", "data", "teacher", "transfer", "space", "latency.threads", "distill_full", "glue"),
     log:
         f"{LOGS}/export.log",
     message:
