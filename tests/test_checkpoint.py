@@ -139,7 +139,7 @@ def test_a_stage_refuses_a_checkpoint_from_another_kind_of_machine_in_one_line_b
     (tmp_path / folder).mkdir(parents=True)
     (tmp_path / folder / "compute.json").write_text(json.dumps({"kind": other}))
     (tmp_path / folder / "train.pt").write_bytes(b"a GPU training state")
-    start = time.perf_counter()
+    # one line on stderr: no training started (its progress bar would be there)
     result = run([sys.executable, str(REPO / "stages" / "teacher.py"), "--params", str(path), "--model", "model",
                   "--metrics", "teacher.json"], tmp_path, check=False)
     assert result.returncode == 2
@@ -148,7 +148,6 @@ def test_a_stage_refuses_a_checkpoint_from_another_kind_of_machine_in_one_line_b
         f"trains on {kind}: set compute.device and compute.precision to match it to resume, or delete "
         f"checkpoints/teacher/sst2/{folder.name} to start over"]
     assert (tmp_path / folder / "train.pt").read_bytes() == b"a GPU training state"
-    assert time.perf_counter() - start < 15  # before the backbone or any data loads
 
 
 # --- stage CLIs in subprocesses: SIGKILL / SIGTERM, rerun, compare with the uninterrupted pipeline ---
