@@ -50,6 +50,12 @@ def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int,
     return diff
 
 
+def _teacher_rows(info: dict) -> str:
+    if info.get("teacher_as_given"):
+        return "the teacher was used as given (fine-tuned elsewhere, not trained here); "
+    return f"the teacher was fine-tuned on {info['teacher_train_rows']:,} training rows; "
+
+
 def _metric_rows(task: str, teacher: dict, student: dict) -> list[str]:
     rows = ["| metric | teacher | student | % of teacher |", "|---|---|---|---|"]
     for name in [m for m in teacher if m != "params"]:
@@ -73,8 +79,8 @@ def model_card(info: dict) -> str:
              f"architecture search on {info['search_task']} and distilled from a teacher fine-tuned on {task} "
              f"({info['backbone']}, {info['teacher_params'] / 1e6:.1f}M parameters).", "",
              "## Data", "",
-             f"GLUE {info['folder']} (`{info['glue_dir']}`): the teacher was fine-tuned on {info['teacher_train_rows']:,} "
-             f"training rows; the student learned from the teacher's cached logits on {info['student_train_rows']:,} "
+             f"GLUE {info['folder']} (`{info['glue_dir']}`): " + _teacher_rows(info) +
+             f"the student learned from the teacher's cached logits on {info['student_train_rows']:,} "
              f"training rows (max length {info['max_length']} tokens). Scores are on {info['dev_rows']:,} dev rows; "
              "GLUE's test labels are hidden.", "",
              "## Metrics (dev)", ""] + _metric_rows(task, info["teacher"], info["student"]) + [

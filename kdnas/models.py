@@ -35,6 +35,41 @@ def load_pretrained_for_task(backbone: str, task: GlueTask, trust_remote_code: b
     return model, tokenizer
 
 
+def load_finetuned_teacher(backbone: str, task: GlueTask, trust_remote_code: bool = False):
+    """An already fine-tuned sequence classifier, its head reordered to ``task``'s classes.
+
+    The head is checked against the task (:func:`kdnas.teacher_head.head_order`); the final layer's rows are
+    permuted so output ``i`` scores the task's class ``i`` (the order every later stage reads), and the config
+    is given the task's labels. Returns (model, tokenizer, how the classes were matched).
+    """
+    from kdnas.teacher_head import head_order
+
+    source = resolve_backbone(backbone)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(source, trust_remote_code)
+    except Exception as error:  # noqa: BLE001 (as in load_pretrained_for_task): one line
+        raise ModelError(f"cannot load teacher.backbone = {backbone!r}: {str(error).strip().splitlines()[0]}") from None
+    order = head_order(model.config.to_dict(), task, f"teacher.backbone = {backbone!r} (teacher.finetune: false)")
+    final = _final_layer(model)
+    with torch.no_grad():
+        final.weight.copy_(final.weight[list(order.outputs)].clone())
+        final.bias.copy_(final.bias[list(order.outputs)].clone())
+    if task.is_regression:
+        model.config.problem_type = "regression"
+    else:
+        model.config.id2label = dict(enumerate(task.labels))
+        model.config.label2id = {label: i for i, label in enumerate(task.labels)}
+    model.eval()
+    return model, tokenizer, order
+
+
+def _final_layer(model) -> torch.nn.Linear:
+    """The classification head's output layer (BERT: a Linear; RoBERTa-style: the MLP's out_proj)."""
+    head = model.get_submodule("classifier")
+    return head.out_proj if hasattr(head, "out_proj") else head
+
+
 def start_regression_head_at(model, mean: float) -> None:
     """Sets a regression head's output bias to the training labels' mean.
 
@@ -42,10 +77,8 @@ def start_regression_head_at(model, mean: float) -> None:
     fine-tuning spends its steps chasing that offset instead of the similarity (measured: bias 0.0015
     after 94 steps, dev Pearson 0.15).
     """
-    head = model.get_submodule("classifier")
-    final = head.out_proj if hasattr(head, "out_proj") else head  # BERT: Linear; RoBERTa-style: a small MLP
     with torch.no_grad():
-        final.bias.fill_(float(mean))
+        _final_layer(model).bias.fill_(float(mean))
 
 
 def load_model(path: str | Path, attn_implementation: str | None = None):

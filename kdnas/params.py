@@ -169,6 +169,7 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
     except KdnasError as error:
         raise ParamsError(str(error)) from None
     _check_space_fits_teacher(params)
+    _check_teachers_used_as_given(params)
     compute = params["compute"]
     if compute["device"].startswith("cuda") or compute["precision"] in ("bf16", "fp16"):
         from kdnas.device import check_compute  # imports torch: only when a GPU or mixed precision is asked for
@@ -216,6 +217,27 @@ def teacher_config(backbone: str) -> dict | None:
         raise ParamsError(f"teacher.backbone = {backbone!r}: cannot read {path}: {error}") from None
 
 
+def _check_teachers_used_as_given(params: dict[str, Any]) -> None:
+    """A teacher used as given (``teacher.finetune: false``) must have a head that fits its task: the search
+    task's and each fanned-out task's (which may name its own teacher in ``glue.tasks.<task>.teacher``)."""
+    from kdnas.glue_params import glue_tasks, task_params
+    from kdnas.tasks import get_task
+    from kdnas.teacher_head import head_order
+
+    runs = {params["task"]: ("teacher", params)}
+    runs.update({task: (f"glue.tasks.{task}: teacher", task_params(params, task)) for task in glue_tasks(params)})
+    for task, (where, run) in runs.items():
+        if run["teacher"].get("finetune", True):
+            continue
+        config = teacher_config(run["teacher"]["backbone"])
+        if config is not None:  # an uncached hub id: checked when the teacher loads
+            try:
+                head_order(config, get_task(task), f"{where}.backbone = {run['teacher']['backbone']!r} "
+                                                    "(teacher.finetune: false)")
+            except KdnasError as error:
+                raise ParamsError(f"params: {error}") from None
+
+
 def _check_space_fits_teacher(params: dict[str, Any]) -> None:
     """Inherited students slice the teacher: no dimension of the space may exceed the teacher's."""
     if params["space"]["init"] != "inherit":
@@ -223,6 +245,9 @@ def _check_space_fits_teacher(params: dict[str, Any]) -> None:
     config = teacher_config(params["teacher"]["backbone"])
     if not config:
         return
+    if config.get("model_type", "bert") != "bert":
+        raise ParamsError(f"params: teacher.backbone = {params['teacher']['backbone']!r} is a {config['model_type']!r} "
+                          "model; students are BERT models built from a BERT-family teacher (model_type 'bert')")
     limits = {"layers": config.get("num_hidden_layers"), "hidden": config.get("hidden_size"),
               "heads": config.get("num_attention_heads"), "ffn": config.get("intermediate_size")}
     for dim, limit in limits.items():

@@ -63,11 +63,13 @@ def _speedups(latency: pd.DataFrame, arch: str) -> str:
     return ", ".join(f"{r.speedup:.1f}x ({r.backend}, batch {r.batch_size})" for r in rows.itertuples())
 
 
-def glue_section(table: dict, results: dict, search_task: str) -> list[str]:
+def glue_section(table: dict, results: dict, search_task: str, as_given: list[str] = ()) -> list[str]:
+    given = (f"Teachers used as given (teacher.finetune: false, not trained here): {', '.join(as_given)}. "
+             if as_given else "")
     lines = ["## GLUE (dev): teacher vs student", "",
              "Task score = mean of GLUE's official metrics for the task; GLUE score = mean over tasks. "
              f"Each task has its own fine-tuned teacher; the student architecture was searched on {search_task}. "
-             + NO_TEST, "",
+             + given + NO_TEST, "",
              "| task | metrics | dev rows | teacher | student | % of teacher |", "|---|---|---|---|---|---|"]
     for task, row in table["tasks"].items():
         t, s = results[task]["teacher"], results[task]["student"]
@@ -84,6 +86,14 @@ def glue_section(table: dict, results: dict, search_task: str) -> list[str]:
     return lines
 
 
+def teachers_used_as_given(params: dict) -> list[str]:
+    """The tasks whose teacher was taken as given (``teacher.finetune: false``), the search task first."""
+    from kdnas.glue_params import glue_tasks, task_params
+
+    runs = {params["task"]: params, **{task: task_params(params, task) for task in glue_tasks(params)}}
+    return [task for task, run in runs.items() if not run["teacher"].get("finetune", True)]
+
+
 def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: pd.DataFrame,
                     trials: pd.DataFrame, params: dict) -> str:
     import yaml
@@ -94,7 +104,7 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
              f"keeps **{table['percent_of_teacher']:.1f}%** of the teachers' GLUE score "
              f"({100 * table['student']:.1f} vs {100 * table['teacher']:.1f}) at measured speed-ups of "
              f"{_speedups(latency, arch)}.", ""]
-    lines += glue_section(table, results, search_task)
+    lines += glue_section(table, results, search_task, teachers_used_as_given(params))
     lines += ["### Every metric", "", "| task | model | metric | value |", "|---|---|---|---|"]
     for task in table["tasks"]:
         for model in ("teacher", "student"):

@@ -60,6 +60,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
             "backbone": params["teacher"]["backbone"], "glue_dir": run["data"]["glue_dir"],
             "teacher_params": metrics["teacher"]["params"], "student_params": metrics["student"]["params"],
             "teacher_train_rows": teacher_metrics["train_examples"],
+            "teacher_as_given": teacher_metrics.get("used_as_given", False),
             "student_train_rows": summary["train_examples"], "max_length": run["data"]["max_length"],
             "dev_rows": teacher_metrics["dev_examples"],
             "teacher": metrics["teacher"], "student": metrics["student"],

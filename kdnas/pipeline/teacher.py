@@ -1,4 +1,4 @@
-"""Stage 1: fine-tune the teacher."""
+"""Stage 1: fine-tune the teacher, or take an already fine-tuned one as given (``teacher.finetune: false``)."""
 from __future__ import annotations
 
 from kdnas.batching import encode
@@ -8,8 +8,8 @@ from kdnas.device import resolve_compute
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
 from kdnas.metrics import glue_metrics
-from kdnas.models import (count_parameters, load_pretrained_for_task, resolve_backbone, save_model,
-                          start_regression_head_at)
+from kdnas.models import (count_parameters, load_finetuned_teacher, load_pretrained_for_task, resolve_backbone,
+                          save_model, start_regression_head_at)
 from kdnas.pipeline.common import check_task_data, seed_everything, task_split
 from kdnas.tasks import get_task
 from kdnas.training import predict, train_model
@@ -18,6 +18,8 @@ from kdnas.training import predict, train_model
 def teacher_stage(args, params: dict) -> str:
     task = get_task(params["task"])
     cfg = params["teacher"]
+    if not cfg.get("finetune", True):
+        return teacher_as_given(args, params)
     check_task_data(params)
     resolve_backbone(cfg["backbone"])  # bad path: one-line error before loading any data
     local = resolve_glue_dir(params["data"]["glue_dir"])
@@ -45,3 +47,24 @@ def teacher_stage(args, params: dict) -> str:
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
     return (f"wrote {args.model} and {args.metrics}: dev {shown} on {len(dev)} rows after {len(train)} training rows "
             f"in {history['seconds']:.0f}s")
+
+
+def teacher_as_given(args, params: dict) -> str:
+    """Scores an already fine-tuned backbone on dev and saves it (its head in the task's class order); no training."""
+    task = get_task(params["task"])
+    cfg = params["teacher"]
+    check_task_data(params, splits=("dev",))
+    resolve_backbone(cfg["backbone"])
+    compute = resolve_compute(params)
+    dev = task_split(params, "dev", "dev_size")
+    model, tokenizer, order = load_finetuned_teacher(cfg["backbone"], task, cfg.get("trust_remote_code", False))
+    dev_enc = encode(tokenizer, dev, params["data"]["max_length"])
+    metrics = glue_metrics(task, dev_enc.labels, predict(compute.place(model), dev_enc, desc="teacher dev",
+                                                         compute=compute))
+    with atomic_path(args.model) as tmp:
+        save_model(model, tokenizer, tmp)
+    write_json(args.metrics, {"task": task.name, **metrics, "params": count_parameters(model), "train_examples": 0,
+                              "dev_examples": len(dev), "used_as_given": True, "classes": order.how})
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    return (f"wrote {args.model} and {args.metrics}: {cfg['backbone']} used as given (classes {order.how}); "
+            f"dev {shown} on {len(dev)} rows")
