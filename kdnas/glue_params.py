@@ -19,6 +19,11 @@ def glue_tasks(params: dict) -> list[str]:
     return list((params.get("glue") or {}).get("tasks") or {})
 
 
+def task_runs(params: dict) -> dict[str, dict]:
+    """Every task's params, the search task's (``params`` itself) first, then each fanned-out task's."""
+    return {params["task"]: params, **{task: task_params(params, task) for task in glue_tasks(params)}}
+
+
 def task_params(params: dict, task: str) -> dict:
     """The params a per-task stage runs with: ``task`` set to ``task``, its overrides applied."""
     tasks = (params.get("glue") or {}).get("tasks") or {}

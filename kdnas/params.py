@@ -220,15 +220,14 @@ def teacher_config(backbone: str) -> dict | None:
 def _check_teachers_used_as_given(params: dict[str, Any]) -> None:
     """A teacher used as given (``teacher.finetune: false``) must have a head that fits its task: the search
     task's and each fanned-out task's (which may name its own teacher in ``glue.tasks.<task>.teacher``)."""
-    from kdnas.glue_params import glue_tasks, task_params
+    from kdnas.glue_params import task_runs
     from kdnas.tasks import get_task
     from kdnas.teacher_head import head_order
 
-    runs = {params["task"]: ("teacher", params)}
-    runs.update({task: (f"glue.tasks.{task}: teacher", task_params(params, task)) for task in glue_tasks(params)})
-    for task, (where, run) in runs.items():
+    for task, run in task_runs(params).items():
         if run["teacher"].get("finetune", True):
             continue
+        where = "teacher" if task == params["task"] else f"glue.tasks.{task}: teacher"
         config = teacher_config(run["teacher"]["backbone"])
         if config is not None:  # an uncached hub id: checked when the teacher loads
             try:

@@ -88,10 +88,9 @@ def glue_section(table: dict, results: dict, search_task: str, as_given: list[st
 
 def teachers_used_as_given(params: dict) -> list[str]:
     """The tasks whose teacher was taken as given (``teacher.finetune: false``), the search task first."""
-    from kdnas.glue_params import glue_tasks, task_params
+    from kdnas.glue_params import task_runs
 
-    runs = {params["task"]: params, **{task: task_params(params, task) for task in glue_tasks(params)}}
-    return [task for task, run in runs.items() if not run["teacher"].get("finetune", True)]
+    return [task for task, run in task_runs(params).items() if not run["teacher"].get("finetune", True)]
 
 
 def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: pd.DataFrame,
