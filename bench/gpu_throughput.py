@@ -24,7 +24,7 @@ import torch
 
 from kdnas.arch import Arch
 from kdnas.batching import encode
-from kdnas.data import load_split, stratified_subset
+from kdnas.data import load_glue_split, stratified_subset
 from kdnas.device import Compute
 from kdnas.losses import build_loss
 from kdnas.models import load_pretrained_for_task
@@ -88,7 +88,7 @@ def main() -> None:
         models["teacher-bert-base"] = _bert_base(pretrained)
     settings = _settings()
     rows = {device: {"cpu": args.cpu_rows, "cuda": args.gpu_rows}[device] for _, _, device, _ in settings}
-    frame = stratified_subset(load_split("sst2", "train", args.glue_dir), max(rows.values()), 0, False)
+    frame = stratified_subset(load_glue_split("sst2", "train", args.glue_dir), max(rows.values()), 0, False)
     data = {}
     for device, count in rows.items():
         data[device] = encode(tokenizer, frame.head(count), 64)

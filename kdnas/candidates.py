@@ -13,7 +13,7 @@ from kdnas.losses import build_loss
 from kdnas.losses.logits import LogitKD
 from kdnas.metrics import glue_metrics
 from kdnas.students import build_student
-from kdnas.tasks import GlueTask
+from kdnas.tasks import Task
 from kdnas.training import predict, train_model
 
 
@@ -22,14 +22,14 @@ def candidate_seed(seed: int, arch: Arch) -> int:
     return (seed * 1_000_003 + zlib.crc32(arch.key.encode())) % (2**31)
 
 
-def kd_loss_on(task: GlueTask, student_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
+def kd_loss_on(task: Task, student_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
     """Mean distillation loss against the teacher on held-out examples (lower is better)."""
     loss = LogitKD(temperature=1.0, regression=task.is_regression)  # the training term itself, at T = 1
     with torch.no_grad():
         return float(loss({"logits": torch.tensor(student_logits)}, {"logits": torch.tensor(teacher_logits)}, None))
 
 
-def distill_candidate(teacher, arch: Arch, task: GlueTask, train: Encoded, dev: Encoded, block: dict,
+def distill_candidate(teacher, arch: Arch, task: Task, train: Encoded, dev: Encoded, block: dict,
                       init: str, seed: int, show_progress: bool = False,
                       importance: dict | None = None, checkpoint=None, compute: Compute = CPU) -> tuple[object, dict]:
     """Builds ``arch`` from the teacher, distils it on ``train`` with the block's recipe, scores it on ``dev``,

@@ -1,20 +1,25 @@
-"""GLUE data: one loader over a local GLUE folder or the Hugging Face hub, subsets, tokenisation.
+"""Task data: one loader over a local GLUE folder, the Hugging Face hub, or a custom task's CSV, TSV or JSON
+Lines files; subsets.
 
 Every split becomes a pandas DataFrame with columns ``text_a``, ``text_b`` (None for
-single-sentence tasks) and ``label`` (class index, or float score for STS-B).
+single-sentence tasks) and ``label`` (class index, or float score for regression tasks).
 """
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
+import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kdnas.custom_tasks import SPLIT_KEYS, CustomTask, file_format
 from kdnas.errors import KdnasError
-from kdnas.tasks import GlueTask, get_task
+from kdnas.tasks import GlueTask, Task, get_task, task_of
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +56,31 @@ def check_local_split(task: GlueTask, glue_dir: Path, split: str) -> Path:
     return path
 
 
-def check_task_files(params: dict) -> None:
-    """Every split file of ``params["task"]`` exists in ``data.glue_dir`` (nothing to check for the hub);
-    one-line DataError naming the folder or file otherwise."""
-    task = get_task(params["task"])
+def check_task_files(params: dict, splits: tuple[str, ...] | None = None) -> None:
+    """Every split file of ``params["task"]`` exists (in ``data.glue_dir``, or a custom task's in ``data.custom_dir``,
+    its columns there too); nothing to check for the hub. One-line DataError naming the folder or file otherwise."""
+    task = task_of(params)
+    names = splits or tuple(name for name, _ in task.splits)
+    if not task.is_glue:
+        if not task.dataset:
+            for split in names:
+                check_custom_split(task, params["data"], split)
+        return
     local = resolve_glue_dir(params["data"]["glue_dir"])
     if local is not None:
-        for split, _ in task.splits:
+        for split in names:
             check_local_split(task, local, split)
 
 
 def task_data_files(params: dict, splits: tuple[str, ...] | None = None) -> list[Path]:
     """The local files a stage of ``params["task"]`` reads (every split of the task by default): Snakemake's
     inputs, so an edited file reruns what reads it. Empty for the hub. Missing files are not checked here."""
-    task = get_task(params["task"])
+    task = task_of(params)
+    names = splits or tuple(name for name, _ in task.splits)
+    if not task.is_glue:
+        return [] if task.dataset else [custom_path(task, params["data"], name) for name in names]
     if params["data"]["glue_dir"] == "hub":
         return []
-    names = splits or tuple(name for name, _ in task.splits)
     return [Path(params["data"]["glue_dir"]) / task.folder / f"{task.split_file(name)}.tsv" for name in names]
 
 
@@ -165,13 +178,149 @@ def _load_hub(task: GlueTask, split: str) -> pd.DataFrame:
     return hub_frame(task, datasets.load_dataset("nyu-mll/glue", task.name, split=task.hub_split(split)))
 
 
-def load_split(task_name: str, split: str, glue_dir: str) -> pd.DataFrame:
-    """Loads ``split`` (``train``/``dev``) of a GLUE task from a local folder, or the hub for ``hub``."""
+def load_split(task: Task, split: str, data: dict) -> pd.DataFrame:
+    """Loads ``split`` (``train``/``dev``) of ``task``: a GLUE task from ``data.glue_dir`` (or the hub for
+    ``hub``), a custom task from its files in ``data.custom_dir`` or its hub dataset."""
+    if not task.is_glue:
+        return load_custom_split(task, split, data)
+    return load_glue_split(task.name, split, data["glue_dir"])
+
+
+def load_glue_split(task_name: str, split: str, glue_dir: str) -> pd.DataFrame:
+    """Loads ``split`` of the GLUE task ``task_name`` from a local GLUE folder, or the hub for ``hub``."""
     task = get_task(task_name)
     local = resolve_glue_dir(glue_dir)
     if local is None:
         return _load_hub(task, split)
     return read_glue_tsv(task, check_local_split(task, local, split))
+
+
+def custom_path(task: CustomTask, data: dict, split: str) -> Path:
+    return Path(data["custom_dir"]) / task.split_file(split)
+
+
+def _where(task: CustomTask, split: str) -> str:
+    return f"custom_tasks.{task.name}.{SPLIT_KEYS[split][0]}"
+
+
+def _columns_needed(task: CustomTask) -> list[str]:
+    return [*task.text_columns, task.label_column]
+
+
+def _missing_column(task: CustomTask, columns: Iterable[str], where: str) -> None:
+    columns = list(columns)
+    for column in _columns_needed(task):
+        if column not in columns:
+            raise DataError(f"{where}: no column {column!r} (custom_tasks.{task.name} reads "
+                            f"{', '.join(map(repr, _columns_needed(task)))}; there: {', '.join(map(repr, columns))})")
+
+
+def check_custom_split(task: CustomTask, data: dict, split: str) -> Path:
+    """The split's file exists, has a format kdnas reads, and its header (first JSON object) has the columns."""
+    folder = Path(data["custom_dir"])
+    if not folder.is_dir():
+        raise DataError(f"data.custom_dir = {data['custom_dir']!r}: folder not found (resolved from {Path.cwd()}); "
+                        f"{_where(task, split)} is read from there")
+    path = custom_path(task, data, split)
+    if not path.is_file():
+        raise DataError(f"{_where(task, split)} = {task.split_file(split)!r}: file not found ({path})")
+    for line_no, record in _records(path):
+        header = 1 if file_format(path) in ("csv", "tsv") else line_no  # JSON Lines: the first object's keys
+        _missing_column(task, record, f"{path}:{header}")
+        break
+    else:
+        raise DataError(f"{path}: no data rows")
+    return path
+
+
+def _records(path: Path):
+    """(line number, row as a dict) for each row of a CSV, TSV or JSON Lines file, lazily."""
+    fmt = file_format(path)
+    text = _read_text(path)
+    if fmt == "jsonl":
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                raise DataError(f"{path}:{line_no}: not valid JSON ({error.args[0].split(':')[0]})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{line_no}: a JSON Lines row must be an object, got {type(record).__name__}")
+            yield line_no, record
+        return
+    # TSV is quoted like CSV here (pandas' and Python's csv defaults), unlike GLUE's own unquoted TSV files
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+    if not reader.fieldnames:
+        return
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _custom_label(task: CustomTask, raw, where: str):
+    if task.is_regression:
+        try:
+            score = float(raw)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: {task.label_column} {raw!r} is not a number (custom_tasks.{task.name} "
+                            "is a regression task)") from None
+        if not math.isfinite(score):
+            raise DataError(f"{where}: {task.label_column} {raw!r} is not a finite number")
+        return score
+    name = str(raw).lower() if isinstance(raw, bool) else str(raw)
+    try:
+        return task.labels.index(name)
+    except ValueError:
+        raise DataError(f"{where}: label {raw!r} is not in custom_tasks.{task.name}.labels "
+                        f"{list(task.labels)}") from None
+
+
+def custom_frame(task: CustomTask, records: Iterable[tuple[str, dict]], origin: str) -> pd.DataFrame:
+    """kdnas rows from (where, row) pairs: the text columns and the label mapped to its class index (or score).
+
+    Raises:
+        DataError: a row without one of the columns, a label outside ``labels``, a non-numeric score, or no
+            rows at all; the message names the file and line (or hub row).
+    """
+    rows = []
+    for where, record in records:
+        values = []
+        for column in _columns_needed(task):
+            if record.get(column) is None:
+                raise DataError(f"{where}: no value in column {column!r}")
+            values.append(record[column])
+        texts = [str(value) for value in values[:-1]]
+        rows.append((texts[0], texts[1] if len(texts) > 1 else None, _custom_label(task, values[-1], where)))
+    if not rows:
+        raise DataError(f"{origin}: no data rows")
+    return pd.DataFrame(rows, columns=["text_a", "text_b", "label"])
+
+
+def load_custom_split(task: CustomTask, split: str, data: dict) -> pd.DataFrame:
+    if task.dataset:
+        return _load_custom_hub(task, split)
+    path = check_custom_split(task, data, split)
+    return custom_frame(task, ((f"{path}:{line_no}", record) for line_no, record in _records(path)), str(path))
+
+
+def hub_records(task: CustomTask, dataset, origin: str) -> Iterable[tuple[str, dict]]:
+    """A hub split's rows, a ClassLabel column's integers given back their names (matched by name, never by id)."""
+    _missing_column(task, dataset.column_names, origin)
+    names = getattr(dataset.features[task.label_column], "names", None)
+    for number, record in enumerate(dataset):
+        if names is not None:
+            label = record[task.label_column]
+            record = {**record, task.label_column: names[label] if 0 <= label < len(names) else label}
+        yield f"{origin} row {number}", record
+
+
+def _load_custom_hub(task: CustomTask, split: str) -> pd.DataFrame:
+    import datasets  # imported lazily: heavy, and only needed for the hub
+
+    name = task.hub_split(split)
+    dataset = datasets.load_dataset(task.dataset, task.dataset_config, split=name)
+    origin = f"{task.dataset}[{name}]"
+    return custom_frame(task, hub_records(task, dataset, origin), origin)
 
 
 def check_size(size: int | None, available: int, key: str, where: str) -> None:

@@ -6,9 +6,8 @@ from pathlib import Path
 import yaml
 
 from kdnas.errors import KdnasError
-from kdnas.glue import official_metrics
 from kdnas.onnx_runtime import OrtModel, export_onnx, max_abs_difference
-from kdnas.tasks import GlueTask
+from kdnas.tasks import Task
 
 # human-readable class names for the binary tasks whose GLUE files use 0/1
 LABEL_NAMES = {"sst2": ("negative", "positive"), "cola": ("unacceptable", "acceptable"),
@@ -17,7 +16,7 @@ LABEL_NAMES = {"sst2": ("negative", "positive"), "cola": ("unacceptable", "accep
 PARITY_TOLERANCE = 1e-3  # max |logit difference| ONNX Runtime may show against PyTorch
 
 
-def label_config(model, task: GlueTask) -> None:
+def label_config(model, task: Task) -> None:
     """Label names and problem type in the config, so ``pipeline("text-classification")`` reads them
     (a regression head gets raw scores instead of a sigmoid)."""
     if task.is_regression:
@@ -56,34 +55,39 @@ def _teacher_rows(info: dict) -> str:
     return f"the teacher was fine-tuned on {info['teacher_train_rows']:,} training rows; "
 
 
-def _metric_rows(task: str, teacher: dict, student: dict) -> list[str]:
+def _metric_rows(info: dict, teacher: dict, student: dict) -> list[str]:
     rows = ["| metric | teacher | student | % of teacher |", "|---|---|---|---|"]
+    mark = " (GLUE)" if info["is_glue"] else " (main)"
     for name in [m for m in teacher if m != "params"]:
         share = f"{100 * student[name] / teacher[name]:.1f}%" if teacher[name] > 0 else "n/a"
-        official = " (GLUE)" if name in official_metrics(task) else ""
+        official = mark if name in info["official"] else ""
         rows.append(f"| {name}{official} | {teacher[name]:.4f} | {student[name]:.4f} | {share} |")
     return rows
 
 
 def model_card(info: dict) -> str:
     """README.md for the exported folder. ``info`` holds task, arch, backbone, metrics (teacher/student),
-    train rows, latency rows, ONNX parity and the task's params."""
-    task, arch = info["task"], info["arch"]
+    train rows, latency rows, ONNX parity, where the task's data came from and the task's params."""
+    task, arch, glue = info["task"], info["arch"], info["is_glue"]
     front = {"library_name": "transformers", "pipeline_tag": "text-classification",
-             "tags": ["kdnas", "knowledge-distillation", "neural-architecture-search", "glue", task],
-             "datasets": ["nyu-mll/glue"], "metrics": list(official_metrics(task))}
+             "tags": ["kdnas", "knowledge-distillation", "neural-architecture-search", *(["glue"] if glue else []), task]}
+    if info["hub_dataset"]:
+        front["datasets"] = [info["hub_dataset"]]
+    front["metrics"] = list(info["official"])
     lat = info["latency"]
+    title = info["source"] if glue else f"the task {task}"
+    data = (f"{info['source']} (`{info['data_dir']}`)" if glue or not info["hub_dataset"] else info["source"])
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
-             f"# {arch}: a distilled BERT student for GLUE {info['folder']}", "",
+             f"# {arch}: a distilled BERT student for {title}", "",
              f"A {info['student_params'] / 1e6:.1f}M-parameter student ({info['arch_dims']}) found by kdnas's "
              f"architecture search on {info['search_task']} and distilled from a teacher fine-tuned on {task} "
              f"({info['backbone']}, {info['teacher_params'] / 1e6:.1f}M parameters).", "",
              "## Data", "",
-             f"GLUE {info['folder']} (`{info['glue_dir']}`): " + _teacher_rows(info) +
+             f"{data}: " + _teacher_rows(info) +
              f"the student learned from the teacher's cached logits on {info['student_train_rows']:,} "
-             f"training rows (max length {info['max_length']} tokens). Scores are on {info['dev_rows']:,} dev rows; "
-             "GLUE's test labels are hidden.", "",
-             "## Metrics (dev)", ""] + _metric_rows(task, info["teacher"], info["student"]) + [
+             f"training rows (max length {info['max_length']} tokens). Scores are on {info['dev_rows']:,} dev rows"
+             + ("; GLUE's test labels are hidden." if glue else "."), "",
+             "## Metrics (dev)", ""] + _metric_rows(info, info["teacher"], info["student"]) + [
              "", "## Latency", "",
              "Measured by kdnas's latency stage (medians of interleaved runs, sequence length "
              f"{lat[0]['seq_len'] if lat else '?'}, {info['hardware']}):", "",

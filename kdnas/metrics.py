@@ -3,34 +3,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdnas.tasks import GlueTask
+from kdnas.tasks import Task
 
 
-def _metric(name: str):
+def _metric(name: str, num_labels: int):
     # imported on use: scipy.stats and sklearn.metrics add seconds to every stage's start-up
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
     return {
         "accuracy": accuracy_score,
-        "f1": f1_score,
+        # GLUE's F1 (MRPC, QQP) is the positive class's; a custom task with more classes gets macro F1
+        "f1": f1_score if num_labels <= 2 else lambda y, p: f1_score(y, p, average="macro", labels=range(num_labels)),
         "mcc": matthews_corrcoef,
         "pearson": lambda y, p: pearsonr(y, p)[0],
         "spearman": lambda y, p: spearmanr(y, p)[0],
     }[name]
 
 
-def predictions(task: GlueTask, logits: np.ndarray) -> np.ndarray:
+def predictions(task: Task, logits: np.ndarray) -> np.ndarray:
     """Class indices (argmax) or regression scores from model outputs."""
     return logits[:, 0] if task.is_regression else logits.argmax(axis=1)
 
 
-def glue_metrics(task: GlueTask, labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+def glue_metrics(task: Task, labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """The task's metrics, e.g. {"accuracy": 0.91} for SST-2 or {"pearson": .., "spearman": ..} for STS-B."""
     preds = predictions(task, logits)
     if task.is_regression:  # float32 outputs: correlations of nearly constant scores need float64 sums
         preds, labels = preds.astype(np.float64), np.asarray(labels, dtype=np.float64)
-    return {name: float(_metric(name)(labels, preds)) for name in task.metrics}
+    return {name: float(_metric(name, task.num_labels)(labels, preds)) for name in task.metrics}
 
 
 def glue_score(main_metrics: dict[str, float], exclude: tuple[str, ...] = ()) -> float:

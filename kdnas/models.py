@@ -8,7 +8,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kdnas.backbone import ModelError, check_model_folder, resolve_backbone  # noqa: F401 (re-exported)
-from kdnas.tasks import GlueTask
+from kdnas.tasks import Task
 
 transformers.logging.set_verbosity_error()  # load reports are noise in stage logs
 transformers.utils.logging.disable_progress_bar()
@@ -18,7 +18,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
 
 
-def load_pretrained_for_task(backbone: str, task: GlueTask, trust_remote_code: bool = False):
+def load_pretrained_for_task(backbone: str, task: Task, trust_remote_code: bool = False):
     """A pretrained encoder with a fresh classification (or regression) head for ``task``."""
     source = resolve_backbone(backbone)
     kwargs = {"num_labels": task.num_labels, "trust_remote_code": trust_remote_code}
@@ -35,7 +35,7 @@ def load_pretrained_for_task(backbone: str, task: GlueTask, trust_remote_code: b
     return model, tokenizer
 
 
-def load_finetuned_teacher(backbone: str, task: GlueTask, trust_remote_code: bool = False):
+def load_finetuned_teacher(backbone: str, task: Task, trust_remote_code: bool = False):
     """An already fine-tuned sequence classifier, its head reordered to ``task``'s classes.
 
     The head is checked against the task (:func:`kdnas.teacher_head.head_order`); the final layer's rows are

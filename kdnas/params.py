@@ -144,10 +144,11 @@ def check_loss_specs(specs: list[dict], where: str, schema: dict) -> None:
 
 def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
     from kdnas.search.space import SearchSpace  # numpy only
-    from kdnas.tasks import get_task
+    from kdnas.tasks import task_of
 
+    _check_custom_tasks(params)
     try:
-        get_task(params["task"])
+        task_of(params)
     except KdnasError as error:
         raise ParamsError(f"params: task = {params['task']!r} is invalid: {error}") from None
     _check_glue(params, schema)
@@ -185,17 +186,59 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
             raise ParamsError("params: latency.device = 'cuda' but no CUDA GPU is visible to torch here")
 
 
+def _check_custom_tasks(params: dict[str, Any]) -> None:
+    """Each ``custom_tasks`` entry reads files or a hub dataset (not both), is classification (labels) or
+    regression (not both), and declares metrics of its kind; the schema has checked the keys and types."""
+    from kdnas.custom_tasks import CLASSIFICATION_METRICS, FORMATS, REGRESSION_METRICS, file_format
+
+    for name, spec in (params.get("custom_tasks") or {}).items():
+        where = f"params: custom_tasks.{name}"
+        files = [key for key in ("train_file", "validation_file") if spec.get(key)]
+        hub = [key for key in ("dataset", "dataset_config", "train_split", "validation_split") if key in spec]
+        if files and hub:
+            raise ParamsError(f"{where}: gives both files ({', '.join(files)}) and a hub dataset ({', '.join(hub)}); "
+                              "give one")
+        if not hub and len(files) < 2:
+            missing = {"train_file", "validation_file"} - set(files)
+            raise ParamsError(f"{where}: {', '.join(sorted(missing))} missing (give train_file and validation_file, "
+                              "or dataset: <hub id>)")
+        if hub and "dataset" not in spec:
+            raise ParamsError(f"{where}: {', '.join(hub)} given without dataset: <hub id>")
+        for key in files:
+            if file_format(spec[key]) is None:
+                raise ParamsError(f"{where}.{key} = {spec[key]!r}: kdnas reads {', '.join(FORMATS)} files "
+                                  "(by their extension)")
+        regression = spec.get("regression", False)
+        if regression == bool(spec.get("labels")):
+            raise ParamsError(f"{where}: give labels (the classes, as the label column writes them) or "
+                              "regression: true" + (", not both" if regression else ""))
+        labels = [str(label) for label in spec.get("labels") or ()]
+        if len(set(labels)) != len(labels):
+            raise ParamsError(f"{where}.labels = {spec['labels']}: a class is listed twice")
+        allowed = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
+        wrong = [metric for metric in spec["metrics"] if metric not in allowed]
+        if wrong:
+            kind = "a regression" if regression else "a classification"
+            raise ParamsError(f"{where}.metrics: {wrong[0]!r} is not a metric for {kind} task "
+                              f"(allowed: {', '.join(allowed)})")
+
+
 def _check_glue(params: dict[str, Any], schema: dict) -> None:
     """Each fanned-out task's merged params must pass the schema too (a typo in an override names its key)."""
     from kdnas.glue_params import glue_tasks, task_params
+    from kdnas.tasks import TASKS
 
     for task in glue_tasks(params):
+        if task not in TASKS and task not in (params.get("custom_tasks") or {}):
+            raise ParamsError(f"params: glue.tasks.{task}: not a GLUE task ({', '.join(TASKS)}) nor one of "
+                              f"custom_tasks ({', '.join(params.get('custom_tasks') or {}) or 'none defined'})")
         if task == params["task"]:
             raise ParamsError(f"params: glue.tasks.{task} repeats the search task (task = {task!r}), which "
                               "the GLUE table always includes; remove it from glue.tasks")
-        if "glue_dir" in ((params["glue"]["tasks"][task] or {}).get("data") or {}):
-            raise ParamsError(f"params: glue.tasks.{task}.data.glue_dir: every task reads data.glue_dir (the "
-                              "pipeline's data dependency); set it there")
+        for folder in ("glue_dir", "custom_dir"):
+            if folder in ((params["glue"]["tasks"][task] or {}).get("data") or {}):
+                raise ParamsError(f"params: glue.tasks.{task}.data.{folder}: every task reads data.{folder} (the "
+                                  "pipeline's data dependency); set it there")
         merged = task_params(params, task)
         merged["glue"] = {"tasks": {}}
         error = _first_error(Validator(schema), merged)
@@ -221,7 +264,7 @@ def _check_teachers_used_as_given(params: dict[str, Any]) -> None:
     """A teacher used as given (``teacher.finetune: false``) must have a head that fits its task: the search
     task's and each fanned-out task's (which may name its own teacher in ``glue.tasks.<task>.teacher``)."""
     from kdnas.glue_params import task_runs
-    from kdnas.tasks import get_task
+    from kdnas.tasks import task_of
     from kdnas.teacher_head import head_order
 
     for task, run in task_runs(params).items():
@@ -231,7 +274,7 @@ def _check_teachers_used_as_given(params: dict[str, Any]) -> None:
         config = teacher_config(run["teacher"]["backbone"])
         if config is not None:  # an uncached hub id: checked when the teacher loads
             try:
-                head_order(config, get_task(task), f"{where}.backbone = {run['teacher']['backbone']!r} "
+                head_order(config, task_of(run), f"{where}.backbone = {run['teacher']['backbone']!r} "
                                                     "(teacher.finetune: false)")
             except KdnasError as error:
                 raise ParamsError(f"params: {error}") from None

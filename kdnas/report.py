@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.glue import official_metrics
+from kdnas.tasks import Task
 
 NO_TEST = ("GLUE's test labels are hidden (the local GLUE folder has no labelled test split), so every "
            "figure is on dev.")
@@ -63,9 +64,15 @@ def _speedups(latency: pd.DataFrame, arch: str) -> str:
     return ", ".join(f"{r.speedup:.1f}x ({r.backend}, batch {r.batch_size})" for r in rows.itertuples())
 
 
-def glue_section(table: dict, results: dict, search_task: str, as_given: list[str] = ()) -> list[str]:
+def glue_section(table: dict, results: dict, search_task: str, as_given: list[str] = (),
+                 tasks: dict[str, Task] | None = None) -> list[str]:
+    tasks = tasks or {}
     given = (f"Teachers used as given (teacher.finetune: false, not trained here): {', '.join(as_given)}. "
              if as_given else "")
+    custom = [name for name, task in tasks.items() if not task.is_glue]
+    if custom:
+        given += (f"Your own tasks ({', '.join(custom)}, from custom_tasks) count with their main metric, so the "
+                  "GLUE score below is the mean over this run's tasks, not GLUE's. ")
     lines = ["## GLUE (dev): teacher vs student", "",
              "Task score = mean of GLUE's official metrics for the task; GLUE score = mean over tasks. "
              f"Each task has its own fine-tuned teacher; the student architecture was searched on {search_task}. "
@@ -73,7 +80,7 @@ def glue_section(table: dict, results: dict, search_task: str, as_given: list[st
              "| task | metrics | dev rows | teacher | student | % of teacher |", "|---|---|---|---|---|---|"]
     for task, row in table["tasks"].items():
         t, s = results[task]["teacher"], results[task]["student"]
-        names = official_metrics(task)
+        names = official_metrics(tasks.get(task, task))
         shown = lambda m: "/".join(f"{100 * m[n]:.1f}" for n in names)  # noqa: E731
         lines.append(f"| {task}{' (searched)' if task == search_task else ''} | {'/'.join(names)} | "
                      f"{results[task].get('dev_examples', '')} | {shown(t)} | {shown(s)} | {_share(row['percent_of_teacher'])} |")
@@ -94,7 +101,7 @@ def teachers_used_as_given(params: dict) -> list[str]:
 
 
 def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: pd.DataFrame,
-                    trials: pd.DataFrame, params: dict) -> str:
+                    trials: pd.DataFrame, params: dict, tasks: dict[str, Task] | None = None) -> str:
     import yaml
 
     t, s = results[search_task]["teacher"], results[search_task]["student"]
@@ -103,7 +110,7 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
              f"keeps **{table['percent_of_teacher']:.1f}%** of the teachers' GLUE score "
              f"({100 * table['student']:.1f} vs {100 * table['teacher']:.1f}) at measured speed-ups of "
              f"{_speedups(latency, arch)}.", ""]
-    lines += glue_section(table, results, search_task, teachers_used_as_given(params))
+    lines += glue_section(table, results, search_task, teachers_used_as_given(params), tasks)
     lines += ["### Every metric", "", "| task | model | metric | value |", "|---|---|---|---|"]
     for task in table["tasks"]:
         for model in ("teacher", "student"):

@@ -10,18 +10,18 @@ from kdnas.device import resolve_compute
 from kdnas.metrics import glue_metrics, predictions
 from kdnas.models import count_parameters
 from kdnas.pipeline.common import check_task_data, load_teacher, task_split
-from kdnas.tasks import GlueTask
+from kdnas.tasks import Task
 from kdnas.training import predict
 
 # extra dev splits and the suffix their metrics get
 EXTRA_SPLITS = {"dev_mismatched": "_mm"}
 
 
-def dev_splits(task: GlueTask) -> list[str]:
+def dev_splits(task: Task) -> list[str]:
     return ["dev"] + [split for split, _ in task.splits if split in EXTRA_SPLITS]
 
 
-def score_models(params: dict, task: GlueTask, models: dict[str, str]) -> tuple[dict, dict, pd.DataFrame]:
+def score_models(params: dict, task: Task, models: dict[str, str]) -> tuple[dict, dict, pd.DataFrame]:
     """Scores each model (name -> saved folder) on the task's dev splits.
 
     Returns:

@@ -1,4 +1,5 @@
-"""The GLUE task table: one row per task with its folder, columns, labels and metrics.
+"""The GLUE task table: one row per task with its folder, columns, labels and metrics; and
+:func:`task_of`, the task a run's params name (a GLUE task or one of ``custom_tasks``).
 
 Column positions follow GLUE's own TSV files (``glue_data/<TASK>/{train,dev}.tsv``);
 the hub names follow ``datasets.load_dataset("nyu-mll/glue", name)``.
@@ -7,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdnas.custom_tasks import CustomTask
 from kdnas.errors import KdnasError
+
+# GLUE scores a task by the unweighted mean of these (its "official" metrics); accuracy when not listed.
+OFFICIAL = {"cola": ("mcc",), "mrpc": ("f1", "accuracy"), "qqp": ("f1", "accuracy"),
+            "stsb": ("pearson", "spearman"), "mnli": ("accuracy", "accuracy_mm")}
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,19 @@ class GlueTask:
     def hub_label_names(self) -> tuple[str, ...]:
         return self.hub_labels or self.labels
 
+    @property
+    def official(self) -> tuple[str, ...]:
+        """The metrics GLUE averages into the task's score."""
+        return OFFICIAL.get(self.name, ("accuracy",))
+
+    @property
+    def is_glue(self) -> bool:
+        return True
+
+    @property
+    def source(self) -> str:
+        return f"GLUE {self.folder}"
+
     def split_file(self, split: str) -> str:
         files = dict(self.splits)
         if split not in files:
@@ -113,3 +132,18 @@ def get_task(name: str) -> GlueTask:
         return TASKS[name]
     except KeyError:
         raise KdnasError(f"unknown GLUE task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
+Task = GlueTask | CustomTask
+
+
+def task_of(params: dict) -> Task:
+    """The task ``params["task"]`` names: one of ``custom_tasks`` (checked first, never a GLUE name) or GLUE's."""
+    name = params["task"]
+    custom = params.get("custom_tasks") or {}
+    if name in custom:
+        return CustomTask.from_params(name, custom[name])
+    if name not in TASKS:
+        raise KdnasError(f"unknown task {name!r}: not a GLUE task ({', '.join(TASKS)}) nor one of custom_tasks "
+                         f"({', '.join(custom) or 'none defined'})")
+    return TASKS[name]

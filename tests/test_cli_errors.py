@@ -76,7 +76,7 @@ def _second_row_score(score: str):
 
 
 CASES = {
-    "unknown task": (lambda p, t: p.update(task="sst-3"), "task = 'sst-3' is invalid: unknown GLUE task 'sst-3'"),
+    "unknown task": (lambda p, t: p.update(task="sst-3"), "task = 'sst-3' is invalid: unknown task 'sst-3': not a GLUE task"),
     "missing GLUE folder": (lambda p, t: p["data"].update(glue_dir=str(t / "no_glue")),
                             "data.glue_dir = '{t}/no_glue': folder not found"),
     "GLUE folder that is a file": (lambda p, t: (t / "glue.tsv").write_text("x") and p["data"].update(
@@ -192,8 +192,8 @@ def test_real_cli_prints_one_line_and_exits_2(tmp_path):
     result = run(["python", str(REPO / "stages" / "teacher.py"), *args], tmp_path, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "teacher: error: params: task = 'sst-3' is invalid: unknown GLUE task 'sst-3'; known tasks: "
-        "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli"]
+        "teacher: error: params: task = 'sst-3' is invalid: unknown task 'sst-3': not a GLUE task "
+        "(cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) nor one of custom_tasks (none defined)"]
 
 
 @pytest.mark.parametrize("stage,flag", [("search", "--proxy"), ("distill_topk", "--ranked")])

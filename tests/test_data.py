@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import GLUE_DIR, tiny_params
-from kdnas.data import DataError, load_split, read_glue_tsv, split_proxy, stratified_subset
+from kdnas.data import DataError, load_glue_split, read_glue_tsv, split_proxy, stratified_subset
 from kdnas.errors import KdnasError
 from kdnas.tasks import TASKS, get_task
 
@@ -12,7 +12,7 @@ from kdnas.tasks import TASKS, get_task
 @pytest.mark.parametrize("task,split,rows", [("sst2", "dev", 872), ("cola", "dev", 1043), ("rte", "dev", 277),
                                              ("stsb", "dev", 1500), ("wnli", "train", 635), ("qnli", "dev", 5463)])
 def test_real_glue_files_load_with_official_row_counts(task, split, rows):
-    frame = load_split(task, split, str(GLUE_DIR))
+    frame = load_glue_split(task, split, str(GLUE_DIR))
     assert len(frame) == rows
     spec = get_task(task)
     if spec.is_regression:
@@ -23,14 +23,14 @@ def test_real_glue_files_load_with_official_row_counts(task, split, rows):
 
 
 def test_cola_has_no_header_and_keeps_its_first_row():
-    frame = load_split("cola", "train", str(GLUE_DIR))
+    frame = load_glue_split("cola", "train", str(GLUE_DIR))
     assert len(frame) == 8551
     assert (frame["label"] == 1).sum() == 6023
 
 
 def test_qnli_keeps_stray_quotes(tmp_path):
     # quoting must be off: a leading quote is text, not a CSV quote that swallows tabs
-    frame = load_split("qnli", "dev", str(GLUE_DIR))
+    frame = load_glue_split("qnli", "dev", str(GLUE_DIR))
     assert frame["text_b"].str.startswith('"').sum() >= 1
 
 
@@ -46,7 +46,7 @@ def test_mrpc_with_bom_header_from_glue_format(tmp_path):
             "1\t702876\t702977\tAmrozi accused his brother .\tReferring to him as only \" the witness \" .\n"
             "0\t2108705\t2108831\tYucaipa owned Dominick 's .\tYucaipa bought Dominick 's in 1995 .\n")
     _write(tmp_path, "MRPC", "train.tsv", text)
-    frame = load_split("mrpc", "train", str(tmp_path))
+    frame = load_glue_split("mrpc", "train", str(tmp_path))
     assert frame["label"].tolist() == [1, 0]
     assert frame["text_b"][0] == 'Referring to him as only " the witness " .'
 
@@ -54,13 +54,13 @@ def test_mrpc_with_bom_header_from_glue_format(tmp_path):
 def test_qqp_and_mnli_from_glue_format(tmp_path):
     _write(tmp_path, "QQP", "dev.tsv", "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
            "1\t2\t3\tHow are you?\tHow do you do?\t1\n")
-    assert load_split("qqp", "dev", str(tmp_path))["label"].tolist() == [1]
+    assert load_glue_split("qqp", "dev", str(tmp_path))["label"].tolist() == [1]
     header = "\t".join(["index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
                         "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label"])
     row = "\t".join(["0", "1", "1n", "gov", "(a)", "(b)", "(A)", "(B)", "A premise .", "A hypothesis .",
                      "neutral", "neutral"])
     _write(tmp_path, "MNLI", "train.tsv", header + "\n" + row + "\n")
-    frame = load_split("mnli", "train", str(tmp_path))
+    frame = load_glue_split("mnli", "train", str(tmp_path))
     assert frame["label"].tolist() == [get_task("mnli").labels.index("neutral")]
     assert frame["text_a"][0] == "A premise ."
 
@@ -68,27 +68,27 @@ def test_qqp_and_mnli_from_glue_format(tmp_path):
 def test_malformed_row_names_file_and_line(tmp_path):
     _write(tmp_path, "SST-2", "train.tsv", "sentence\tlabel\ngood film\t1\nbad\tfilm\t0\n")
     with pytest.raises(DataError, match=r"SST-2/train.tsv:3: expected 2 tab-separated columns, got 3"):
-        load_split("sst2", "train", str(tmp_path))
+        load_glue_split("sst2", "train", str(tmp_path))
 
 
 def test_unknown_label_names_file_and_line(tmp_path):
     _write(tmp_path, "RTE", "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
     with pytest.raises(DataError, match=r"RTE/dev.tsv:2: unknown label 'maybe'"):
-        load_split("rte", "dev", str(tmp_path))
+        load_glue_split("rte", "dev", str(tmp_path))
 
 
 def test_empty_file_missing_folder_and_unknown_task(tmp_path):
     _write(tmp_path, "SST-2", "dev.tsv", "sentence\tlabel\n")
     with pytest.raises(DataError, match="no data rows"):
-        load_split("sst2", "dev", str(tmp_path))
+        load_glue_split("sst2", "dev", str(tmp_path))
     with pytest.raises(DataError, match="task folder not found: .*CoLA"):
-        load_split("cola", "dev", str(tmp_path))
+        load_glue_split("cola", "dev", str(tmp_path))
     with pytest.raises(DataError, match="split file not found: .*SST-2/train.tsv"):
-        load_split("sst2", "train", str(tmp_path))
+        load_glue_split("sst2", "train", str(tmp_path))
     with pytest.raises(DataError, match="data.glue_dir = '.*nowhere': folder not found"):
-        load_split("sst2", "dev", str(tmp_path / "nowhere"))
+        load_glue_split("sst2", "dev", str(tmp_path / "nowhere"))
     with pytest.raises(KdnasError, match="unknown GLUE task 'sst3'"):
-        load_split("sst3", "dev", str(tmp_path))
+        load_glue_split("sst3", "dev", str(tmp_path))
 
 
 def test_a_missing_folder_is_an_error_never_the_hub(tmp_path, monkeypatch):
@@ -111,12 +111,12 @@ def test_bad_bytes_and_bad_scores_name_file_and_line(tmp_path):
     _write(tmp_path, "SST-2", "dev.tsv", "sentence\tlabel\nfine\t1\n")
     (tmp_path / "SST-2" / "train.tsv").write_bytes(b"sentence\tlabel\na fine film\t1\nna\xefve\xff\t0\n")
     with pytest.raises(DataError, match=r"SST-2/train.tsv:3: byte b'\\xef' is not UTF-8 text"):
-        load_split("sst2", "train", str(tmp_path))
+        load_glue_split("sst2", "train", str(tmp_path))
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
     for score in ("nan", "7.5", "-1"):
         _write(tmp_path, "STS-B", "dev.tsv", header + f"0\ta\tb\t2012\t0\tx\ty\tA man.\tA man.\t{score}\n")
         with pytest.raises(DataError, match=rf"STS-B/dev.tsv:2: score '{score}' is outside stsb's range \[0, 5\]"):
-            load_split("stsb", "dev", str(tmp_path))
+            load_glue_split("stsb", "dev", str(tmp_path))
 
 
 def test_sizes_larger_than_the_split_are_refused():
@@ -167,7 +167,7 @@ def test_task_table_is_complete():
 
 
 def test_stratified_subset_keeps_label_shares_and_is_seeded():
-    frame = load_split("cola", "train", str(GLUE_DIR))
+    frame = load_glue_split("cola", "train", str(GLUE_DIR))
     subset = stratified_subset(frame, 1000, seed=3, regression=False)
     assert len(subset) == 1000
     assert subset["label"].mean() == pytest.approx(frame["label"].mean(), abs=0.01)
@@ -176,7 +176,7 @@ def test_stratified_subset_keeps_label_shares_and_is_seeded():
 
 
 def test_proxy_split_is_disjoint_and_sized():
-    frame = load_split("sst2", "train", str(GLUE_DIR)).head(5000)
+    frame = load_glue_split("sst2", "train", str(GLUE_DIR)).head(5000)
     frame = frame.assign(row=range(len(frame)))
     train, dev = split_proxy(frame, 300, 100, seed=0, regression=False)
     assert len(train) == 300 and len(dev) == 100

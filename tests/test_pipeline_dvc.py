@@ -96,7 +96,7 @@ def test_latency_table_covers_teacher_and_candidates(dvc_run):
 def test_exported_student_loads_with_plain_transformers_and_predicts_what_was_scored(dvc_run):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from kdnas.data import load_split, stratified_subset
+    from kdnas.data import load_glue_split, stratified_subset
 
     path = dvc_run / "results/student/model"
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
@@ -107,7 +107,7 @@ def test_exported_student_loads_with_plain_transformers_and_predicts_what_was_sc
     assert model.config.num_hidden_layers == summary["arch"]["layers"]
     assert model.config.hidden_size == summary["arch"]["hidden"]
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
-    dev = stratified_subset(load_split("sst2", "dev", str(dvc_run / params["data"]["glue_dir"])), params["data"]["dev_size"],
+    dev = stratified_subset(load_glue_split("sst2", "dev", str(dvc_run / params["data"]["glue_dir"])), params["data"]["dev_size"],
                             params["seed"], False)
     scored = pd.read_csv(dvc_run / "results/evaluate/predictions.csv")
     assert (scored["label"].to_numpy() == dev["label"].to_numpy()).all()
@@ -223,18 +223,18 @@ def test_an_edited_data_file_reruns_the_stages_that_read_data(dvc_run):
 def test_exports_load_with_a_transformers_pipeline_and_predict_what_was_scored(dvc_run):
     from transformers import pipeline
 
-    from kdnas.data import load_split, stratified_subset
+    from kdnas.data import load_glue_split, stratified_subset
 
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
     size, seed, max_length = params["data"]["dev_size"], params["seed"], params["data"]["max_length"]
     classify = pipeline("text-classification", model=str(dvc_run / "export/sst2"), device="cpu")
     glue_dir = str(dvc_run / params["data"]["glue_dir"])
-    dev = stratified_subset(load_split("sst2", "dev", glue_dir), size, seed, False).head(40)
+    dev = stratified_subset(load_glue_split("sst2", "dev", glue_dir), size, seed, False).head(40)
     got = classify(dev["text_a"].tolist(), truncation=True, max_length=max_length)
     scored = pd.read_csv(dvc_run / "results/evaluate/predictions.csv").head(40)
     assert [{"negative": 0, "positive": 1}[r["label"]] for r in got] == scored["student"].tolist()
     similarity = pipeline("text-classification", model=str(dvc_run / "export/stsb"), device="cpu")
-    dev = stratified_subset(load_split("stsb", "dev", glue_dir), 100, seed, True).head(20)
+    dev = stratified_subset(load_glue_split("stsb", "dev", glue_dir), 100, seed, True).head(20)
     got = similarity([{"text": a, "text_pair": b} for a, b in zip(dev["text_a"], dev["text_b"])],
                      truncation=True, max_length=max_length)
     scored = pd.read_csv(dvc_run / "results/glue/stsb/predictions.csv").head(20)

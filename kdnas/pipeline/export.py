@@ -13,7 +13,7 @@ from kdnas.glue_params import glue_tasks, task_params
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.models import save_model
 from kdnas.pipeline.common import load_teacher, task_split
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 
 PARITY_ROWS = 32
 
@@ -43,7 +43,7 @@ def _sources(args, params: dict) -> dict:
 def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFrame, out: Path) -> dict:
     student_dir, summary_path, metrics_path, teacher_metrics_path = sources
     run = params if task_name == params["task"] else task_params(params, task_name)
-    task = get_task(task_name)
+    task = task_of(run)
     summary, metrics, teacher_metrics = read_json(summary_path), read_json(metrics_path), read_json(teacher_metrics_path)
     model, tokenizer = load_teacher(student_dir)
     label_config(model, task)
@@ -56,8 +56,10 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     info = {"task": task_name, "arch": arch.key, "search_task": params["task"],
             "arch_dims": f"{arch.layers} layer{'s' * (arch.layers > 1)}, hidden {arch.hidden}, {arch.heads} heads, "
-                         f"FFN {arch.ffn}", "folder": task.folder,
-            "backbone": params["teacher"]["backbone"], "glue_dir": run["data"]["glue_dir"],
+                         f"FFN {arch.ffn}", "source": task.source, "is_glue": task.is_glue, "official": task.official,
+            "hub_dataset": "nyu-mll/glue" if task.is_glue else task.dataset,
+            "data_dir": run["data"]["glue_dir" if task.is_glue else "custom_dir"],
+            "backbone": params["teacher"]["backbone"],
             "teacher_params": metrics["teacher"]["params"], "student_params": metrics["student"]["params"],
             "teacher_train_rows": teacher_metrics["train_examples"],
             "teacher_as_given": teacher_metrics.get("used_as_given", False),
@@ -68,6 +70,8 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
             "onnx_max_abs_diff": diff, "parity_rows": len(dev), "pair": len(task.text_columns) == 2,
             "regression": task.is_regression,
             "params": {key: run[key] for key in ("seed", "task", "data", "teacher", "transfer", "space", "distill_full")}}
+    if not task.is_glue:
+        info["params"]["custom_tasks"] = {task.name: run["custom_tasks"][task.name]}
     (out / "README.md").write_text(model_card(info))
     return {"arch": arch.key, "onnx_max_abs_diff": diff, "parity_rows": len(dev)}
 

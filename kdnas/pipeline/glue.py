@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.glue import glue_table
-from kdnas.glue_params import glue_tasks
+from kdnas.glue_params import glue_tasks, task_runs
 from kdnas.io import atomic_path, read_json, write_json, write_text
 from kdnas.report import glue_plot, markdown_report, pareto_plot
+from kdnas.tasks import task_of
 
 
 def gather_results(params: dict, search_metrics: str, glue_dir: str) -> dict:
@@ -22,7 +23,8 @@ def gather_results(params: dict, search_metrics: str, glue_dir: str) -> dict:
 
 def glue_stage(args, params: dict) -> str:
     results = gather_results(params, args.search_metrics, args.glue_metrics)
-    table = glue_table({task: {"teacher": r["teacher"], "student": r["student"]} for task, r in results.items()})
+    tasks = {name: task_of(run) for name, run in task_runs(params).items()}
+    table = glue_table({task: {"teacher": r["teacher"], "student": r["student"]} for task, r in results.items()}, tasks)
     arch = read_json(args.summary)["winner"]["arch"]
     latency = pd.read_csv(args.latency)
     speedup = {("" if r.backend == "eager" else f"{r.backend}_") + f"bs{r.batch_size}": round(r.speedup, 3)
@@ -39,6 +41,6 @@ def glue_stage(args, params: dict) -> str:
         tmp.mkdir()
         pareto_plot(trials, arch, Path(tmp) / "pareto.png", search["main_metric"])
         glue_plot(table, Path(tmp) / "glue.png")
-        write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials, params))
+        write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials, params, tasks))
     return (f"wrote {args.metrics} and {args.report}: GLUE score student {100 * table['student']:.1f} vs teachers "
             f"{100 * table['teacher']:.1f} ({table['percent_of_teacher']:.1f}%) on {', '.join(table['tasks'])}")

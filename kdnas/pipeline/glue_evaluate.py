@@ -12,12 +12,12 @@ from kdnas.glue_params import task_params
 from kdnas.io import atomic_path, write_json
 from kdnas.metrics import percent_of_teacher
 from kdnas.scoring import score_models
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 
 
 def glue_evaluate_stage(args, params: dict) -> str:
     params = task_params(params, args.task)
-    task = get_task(params["task"])
+    task = task_of(params)
     scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student})
     main = task.main_metric
     metrics = {"task": task.name, "main_metric": main, "teacher": scores["teacher"], "student": scores["student"],

@@ -15,7 +15,7 @@ from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
 from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
 from kdnas.state_cache import state_bytes, states_path, write_states
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 from kdnas.training import predict
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def needed_states(params: dict, teacher_config, regression: bool) -> tuple[bool,
 
 
 def proxy_stage(args, params: dict) -> str:
-    task = get_task(params["task"])
+    task = task_of(params)
     check_task_data(params, splits=("train",))
     seed_everything(params["seed"])
     frame = full_split(params, "train")

@@ -15,7 +15,7 @@ from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.pareto import hypervolume_curve, pareto_front
 from kdnas.search.runner import run_search, top_k
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 
 
 def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -34,7 +34,7 @@ def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, 
 
 
 def search_stage(args, params: dict) -> str:
-    task = get_task(params["task"])
+    task = task_of(params)
     seed_everything(params["seed"])
     # an attention loss reads the teacher's attention maps, which only the eager implementation returns
     compute = resolve_compute(params)

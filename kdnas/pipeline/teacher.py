@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kdnas.batching import encode
 from kdnas.checkpoint import stage_checkpoint
-from kdnas.data import check_local_split, resolve_glue_dir
+from kdnas.data import task_data_files
 from kdnas.device import resolve_compute
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
@@ -11,19 +11,18 @@ from kdnas.metrics import glue_metrics
 from kdnas.models import (count_parameters, load_finetuned_teacher, load_pretrained_for_task, resolve_backbone,
                           save_model, start_regression_head_at)
 from kdnas.pipeline.common import check_task_data, seed_everything, task_split
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 from kdnas.training import predict, train_model
 
 
 def teacher_stage(args, params: dict) -> str:
-    task = get_task(params["task"])
+    task = task_of(params)
     cfg = params["teacher"]
     if not cfg.get("finetune", True):
         return teacher_as_given(args, params)
     check_task_data(params)
     resolve_backbone(cfg["backbone"])  # bad path: one-line error before loading any data
-    local = resolve_glue_dir(params["data"]["glue_dir"])
-    checkpoint = stage_checkpoint(f"teacher/{task.name}", params, [check_local_split(task, local, "train")] if local else [])
+    checkpoint = stage_checkpoint(f"teacher/{task.name}", params, task_data_files(params, ("train",)))
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     train, dev = task_split(params, "train", "train_size"), task_split(params, "dev", "dev_size")
@@ -51,7 +50,7 @@ def teacher_stage(args, params: dict) -> str:
 
 def teacher_as_given(args, params: dict) -> str:
     """Scores an already fine-tuned backbone on dev and saves it (its head in the task's class order); no training."""
-    task = get_task(params["task"])
+    task = task_of(params)
     cfg = params["teacher"]
     check_task_data(params, splits=("dev",))
     resolve_backbone(cfg["backbone"])

@@ -13,13 +13,13 @@ from kdnas.cache import write_logit_table
 from kdnas.data import check_size, stratified_subset
 from kdnas.device import resolve_compute
 from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 from kdnas.training import predict
 
 
 def transfer_set(params: dict) -> pd.DataFrame:
     """The teacher's training rows first, then other rows of the split, up to ``transfer.size``."""
-    task = get_task(params["task"])
+    task = task_of(params)
     full = full_split(params, "train")
     seed, regression = params["seed"], task.is_regression
     taught = stratified_subset(full, params["data"]["train_size"], seed, regression, keep_index=True)

@@ -57,9 +57,9 @@ def _init_worker(params: dict, teacher_path: str, proxy_dir: str, worker_numbers
     from kdnas.importance import inheritance_scores
     from kdnas.losses import attention_implementation
     from kdnas.pipeline.common import load_teacher
-    from kdnas.tasks import get_task
+    from kdnas.tasks import task_of
 
-    task = get_task(params["task"])
+    task = task_of(params)
     compute = resolve_compute(params, worker_index=worker_numbers.get())
     teacher, tokenizer = load_teacher(teacher_path, attention_implementation(params["search"], task.is_regression),
                                       compute)

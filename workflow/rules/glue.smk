@@ -18,7 +18,7 @@ rule glue_teacher:
         metrics="metrics/glue/{task}/teacher.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "data", "teacher"),
+        tracked=task_block("seed", "compute", "custom_tasks", "data", "teacher"),
     log:
         f"{LOGS}/glue_teacher/{{task}}.log",
     message:
@@ -38,7 +38,7 @@ rule glue_transfer:
         out="results/glue/{task}/transfer/logits.parquet",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "data", "transfer"),
+        tracked=task_block("seed", "compute", "custom_tasks", "data", "transfer"),
     log:
         f"{LOGS}/glue_transfer/{{task}}.log",
     message:
@@ -62,7 +62,7 @@ rule glue_distill:
         summary="results/glue/{task}/student/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
+        tracked=task_block("seed", "compute", "custom_tasks", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
                            "distill_full"),
     log:
         f"{LOGS}/glue_distill/{{task}}.log",
@@ -86,7 +86,7 @@ rule glue_evaluate:
         metrics="metrics/glue/{task}/evaluate.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "data", "evaluate"),
+        tracked=task_block("seed", "compute", "custom_tasks", "data", "evaluate"),
     log:
         f"{LOGS}/glue_evaluate/{{task}}.log",
     message:
@@ -112,7 +112,7 @@ rule glue:
         plot="plots/glue.csv",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "task", "data", "teacher", "transfer", "proxy", "space", "latency_profile", "search",
+        tracked=block("seed", "task", "custom_tasks", "data", "teacher", "transfer", "proxy", "space", "latency_profile", "search",
                       "distill_topk", "latency", "distill_full", "evaluate", "glue"),
     log:
         f"{LOGS}/glue.log",
@@ -142,7 +142,7 @@ rule export:
         metrics="metrics/export.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "data", "teacher", "transfer", "space", "latency.threads", "distill_full", "glue"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data", "teacher", "transfer", "space", "latency.threads", "distill_full", "glue"),
     log:
         f"{LOGS}/export.log",
     message:

@@ -38,7 +38,7 @@ checkpoint search:
         metrics="metrics/search.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "data.max_length", "space", "search", "latency.seq_len", "latency.threads"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space", "search", "latency.seq_len", "latency.threads"),
     log:
         f"{LOGS}/search.log",
     message:

@@ -13,7 +13,7 @@ rule distill_full:
         summary="results/student/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "data.max_length", "space.init", "space.importance", "search.reward",
+        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space.init", "space.importance", "search.reward",
                       "search.latency.batch_size", "search.latency.mode", "distill_full"),
     log:
         f"{LOGS}/distill_full.log",
@@ -41,7 +41,7 @@ rule evaluate:
         comparison="plots/comparison.csv",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "data", "evaluate"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data", "evaluate"),
     log:
         f"{LOGS}/evaluate.log",
     message:

@@ -9,7 +9,7 @@ rule teacher:
         metrics="metrics/teacher.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "data", "teacher"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data", "teacher"),
     log:
         f"{LOGS}/teacher.log",
     message:
@@ -30,7 +30,7 @@ rule proxy:
         out=directory("results/proxy"),
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "data.glue_dir", "data.max_length", "proxy", "space.importance", "search.losses",
+        tracked=block("seed", "compute", "task", "custom_tasks", "data.glue_dir", "data.custom_dir", "data.max_length", "proxy", "space.importance", "search.losses",
                       "distill_topk.losses"),
     log:
         f"{LOGS}/proxy.log",
@@ -51,7 +51,7 @@ rule transfer:
         out="results/transfer/logits.parquet",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "data", "transfer"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data", "transfer"),
     log:
         f"{LOGS}/transfer.log",
     message:

@@ -20,7 +20,7 @@ rule distill_candidate:
     params:
         params_file=PARAMS_FILE,
         # the training keys only, not distill_topk.k: changing k adds or drops candidate jobs, reruns none
-        tracked=block("seed", "compute", "task", "data.max_length", "space.init", "space.importance", "distill_topk.epochs", "distill_topk.lr",
+        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space.init", "space.importance", "distill_topk.epochs", "distill_topk.lr",
                       "distill_topk.batch_size", "distill_topk.losses", "distill_topk.temperature"),
     log:
         f"{LOGS}/distill_topk/{{arch}}.log",
