@@ -32,7 +32,7 @@ from kdnas.metrics import glue_metrics
 from kdnas.pipeline.common import load_teacher, task_split
 from kdnas.state_cache import TeacherStates, write_states
 from kdnas.students import build_student
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 from kdnas.training import predict, train_model
 
 # the three sizes, then the best 2-layer candidate at full width (init: inherit-* only)
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out")
     args = parser.parse_args()
     params = yaml.safe_load(open(args.params))
-    task = get_task(params["task"])
+    task = task_of(params)
     results, out = Path(args.results), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     teacher, tokenizer = load_teacher(results / "teacher/model", attn_implementation="eager")

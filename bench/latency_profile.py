@@ -22,11 +22,11 @@ import json, sys
 from kdnas.params import load_params
 from kdnas.models import load_pretrained_for_task
 from kdnas.pipeline.latency_profile import profile_space
-from kdnas.tasks import get_task
+from kdnas.tasks import task_of
 cfg = json.loads(sys.argv[1])
 params = load_params(cfg["params"])
 params["seed"] += cfg["run"]
-teacher, _ = load_pretrained_for_task(params["teacher"]["backbone"], get_task(params["task"]))
+teacher, _ = load_pretrained_for_task(params["teacher"]["backbone"], task_of(params))
 teacher.eval()  # weights do not change latency: the backbone stands for the fine-tuned teacher
 if cfg["old"]:
     params["latency_profile"].pop("warmup", None)

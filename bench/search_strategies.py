@@ -35,9 +35,9 @@ def build_table(params: dict, results: Path, path: Path) -> pd.DataFrame:
     from kdnas.candidates import distill_candidate
     from kdnas.pipeline.common import load_teacher
     from kdnas.search.runner import _latency
-    from kdnas.tasks import get_task
+    from kdnas.tasks import task_of
 
-    task = get_task(params["task"])
+    task = task_of(params)
     teacher, tokenizer = load_teacher(results / "teacher/model")
     max_len = params["data"]["max_length"]
     train = load_encoded(results / "proxy/train.parquet", tokenizer, max_len)

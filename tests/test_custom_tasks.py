@@ -7,6 +7,7 @@ data file reruns. The bad definitions below each get one line."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -161,6 +162,17 @@ def test_an_edited_data_file_reruns_what_reads_it_under_dvc(project, tmp_path):
         handle.write("999,a late and dull remake,negative\n")
     changed = yaml.safe_load(run(["dvc", "status", "--json"], copy).stdout)
     assert {"teacher", "transfer", "proxy"} <= set(changed)
+
+
+@pytest.mark.slow
+def test_snakemake_plans_every_custom_task_with_its_files_as_inputs(project):
+    root, _ = project
+    plan = run(["snakemake", "-n", "-p", "--forceall", "--cores", "1", "all"], root).stdout
+    for task in FANNED_OUT:
+        assert f"stages/glue_teacher.py --params params.yaml --task {task} " in plan
+    graph = run(["snakemake", "--filegraph", "--forceall", "--cores", "1", "all"], root).stdout
+    teacher = re.search(r'<font point-size="18">teacher</font>(.*?)output', graph, re.S).group(1)
+    assert "data/reviews/train.csv" in teacher and "data/reviews/dev.csv" in teacher
 
 
 # --- bad definitions: one line each, before any work ---------------------------------------------------------
