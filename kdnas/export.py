@@ -65,6 +65,24 @@ def _metric_rows(info: dict, teacher: dict, student: dict) -> list[str]:
     return rows
 
 
+def _int8_rows(info: dict) -> list[str]:
+    int8 = info.get("int8")
+    if not int8:
+        return []
+    lines = ["", "## int8 (ONNX Runtime)", "",
+             f"`model.int8.onnx` is the student quantised to int8 by ONNX Runtime ({int8['method']}: "
+             + ("weights int8, activations quantised on the fly" if int8["method"] == "dynamic" else
+                "weights and activations int8, activation ranges calibrated on training rows")
+             + f"; {int8['bytes'] / 1e6:.1f} MB against {int8['fp32_bytes'] / 1e6:.1f} MB). Both files scored through "
+             f"ONNX Runtime on the same {info['dev_rows']:,} dev rows:", "",
+             "| metric | fp32 ONNX | int8 ONNX | change (points) |", "|---|---|---|---|"]
+    for name, value in int8["fp32"].items():
+        lines.append(f"| {name} | {value:.4f} | {int8['int8'][name]:.4f} | {100 * (int8['int8'][name] - value):+.2f} |")
+    lines += ["", f"Predictions agree on {100 * int8['agreement']:.1f}% of the dev rows"
+              + (" (scores within 0.1)." if info["regression"] else ".")]
+    return lines
+
+
 def model_card(info: dict) -> str:
     """README.md for the exported folder. ``info`` holds task, arch, backbone, metrics (teacher/student),
     train rows, latency rows, ONNX parity, where the task's data came from and the task's params."""
@@ -94,6 +112,7 @@ def model_card(info: dict) -> str:
              "| backend | batch | teacher ms | student ms | speed-up |", "|---|---|---|---|---|"]
     lines += [f"| {r['backend']} | {r['batch_size']} | {r['teacher_ms']:.1f} | {r['student_ms']:.1f} | {r['speedup']:.1f}x |"
               for r in lat]
+    lines += _int8_rows(info)
     lines += ["", "## Files", "",
               "`model.safetensors`, `config.json` and the tokenizer load with `transformers`; `model.onnx` "
               f"(inputs input_ids, attention_mask, token_type_ids; output logits) matches PyTorch within "

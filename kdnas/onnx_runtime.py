@@ -15,12 +15,13 @@ from kdnas.errors import KdnasError
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def require_onnxruntime() -> None:
+def require_onnxruntime(what: str = "latency backend 'onnxruntime'") -> None:
+    """One line naming the extra to install when ONNX or ONNX Runtime is missing."""
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
-        raise KdnasError("latency backend 'onnxruntime' needs the onnx extra: pip install onnx onnxruntime") from None
+        raise KdnasError(f"{what} needs the onnx extra: pip install -e '.[onnx]' (onnx and onnxruntime)") from None
 
 
 def export_onnx(model, path: str | Path, opset: int = 17) -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -244,3 +245,30 @@ def test_exports_load_with_a_transformers_pipeline_and_predict_what_was_scored(d
     assert glue["arch"] in card and "pipeline_tag: text-classification" in card and "| pearson (GLUE) |" in card
     parity = json.loads((dvc_run / "metrics/export.json").read_text())
     assert set(parity) == {"sst2", "stsb"} and all(p["onnx_max_abs_diff"] < 1e-3 for p in parity.values())
+
+
+INT8_AGREEMENT = 0.95  # share of SST-2 dev rows whose class the int8 model must keep
+
+
+def test_the_int8_student_is_scored_against_fp32_and_loads_in_a_fresh_process(dvc_run):
+    exported = json.loads((dvc_run / "metrics/export.json").read_text())
+    for task in ("sst2", "stsb"):
+        int8 = exported[task]["int8"]
+        assert set(int8["tried"]) == {"dynamic", "static"} and int8["method"] in int8["tried"]  # tiny params: best
+        assert int8["int8"][int8["main_metric"]] == max(int8["tried"].values())
+        assert int8["bytes"] < int8["fp32_bytes"] / 3  # int8 weights against fp32's four bytes
+        assert int8["drop_points"] <= 1.0  # export.int8_max_drop
+        assert (dvc_run / f"export/{task}/model.int8.onnx").is_file()
+        assert not list((dvc_run / f"export/{task}").glob("model.int8-*"))  # the method not kept is removed
+    assert exported["sst2"]["int8"]["agreement"] >= INT8_AGREEMENT
+    # a deployment process: ONNX Runtime and the tokenizer, no torch model
+    script = ("import sys, numpy as np, onnxruntime as ort\n"
+              "from transformers import AutoTokenizer\n"
+              "tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+              "session = ort.InferenceSession(sys.argv[1] + '/model.int8.onnx', providers=['CPUExecutionProvider'])\n"
+              "feed = tokenizer(['a gripping, beautifully acted film', 'a dull mess'], padding=True, return_tensors='np')\n"
+              "print(session.run(None, {k: feed[k].astype(np.int64) for k in ('input_ids', 'attention_mask', "
+              "'token_type_ids')})[0].shape)\n")
+    assert run([sys.executable, "-c", script, str(dvc_run / "export/sst2")], dvc_run).stdout.strip() == "(2, 2)"
+    card = (dvc_run / "export/sst2/README.md").read_text()
+    assert "## int8 (ONNX Runtime)" in card and f"| accuracy | {exported['sst2']['int8']['fp32']['accuracy']:.4f} |" in card

@@ -1,5 +1,5 @@
 """The export stage: every task's student as a folder people can ship (HF model with labels, model card,
-ONNX checked against PyTorch)."""
+ONNX checked against PyTorch, and the int8 ONNX model scored on dev against the fp32 one)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +13,8 @@ from kdnas.glue_params import glue_tasks, task_params
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.models import save_model
 from kdnas.pipeline.common import load_teacher, task_split
-from kdnas.tasks import task_of
+from kdnas.quantize import METHODS, Int8Result, agreement, batches, check_drop, ort_logits, quantize
+from kdnas.tasks import Task, task_of
 
 PARITY_ROWS = 32
 
@@ -40,6 +41,45 @@ def _sources(args, params: dict) -> dict:
     return out
 
 
+def int8_student(task: Task, run: dict, tokenizer, folder: Path, cfg: dict, threads: int) -> Int8Result | None:
+    """The int8 form of ``folder/model.onnx`` (``export.int8``: one method, or ``best`` of both on dev), scored
+    through ONNX Runtime on the task's dev rows against the fp32 file; None for ``none``.
+
+    Raises:
+        KdnasError: int8 loses more of the main metric than ``export.int8_max_drop`` points.
+    """
+    from kdnas.metrics import glue_metrics
+
+    if cfg["int8"] == "none":
+        return None
+    max_len, batch = run["data"]["max_length"], run["evaluate"]["batch_size"]
+    dev = task_split(run, "dev", "dev_size")
+    feeds = list(batches(tokenizer, dev, max_len, batch))
+    labels = dev["label"].to_numpy()
+    fp32_logits = ort_logits(folder / "model.onnx", feeds, threads)
+    fp32 = glue_metrics(task, labels, fp32_logits)
+    methods = METHODS if cfg["int8"] == "best" else (cfg["int8"],)
+    calibration = None
+    if "static" in methods:  # the teacher's training rows, which the transfer set holds
+        rows = task_split(run, "train", "train_size").head(cfg["calibration_rows"])
+        calibration = list(batches(tokenizer, rows, max_len, batch))
+    results = []
+    for method in methods:
+        path = quantize(folder / "model.onnx", folder / f"model.int8-{method}.onnx", method, calibration)
+        logits = ort_logits(path, feeds, threads)
+        results.append(Int8Result(method, path, fp32, glue_metrics(task, labels, logits), task.main_metric,
+                                  agreement(task, fp32_logits, logits)))
+    best = max(results, key=lambda r: r.int8[task.main_metric])  # ties: the first, dynamic
+    for result in results:
+        if result is not best:
+            result.path.unlink()
+    best.path.rename(folder / "model.int8.onnx")
+    best = Int8Result(best.method, folder / "model.int8.onnx", fp32, best.int8, best.main_metric, best.agreement,
+                      tuple((r.method, r.int8[task.main_metric]) for r in results))
+    check_drop(best, cfg["int8_max_drop"], task.name, len(dev))
+    return best
+
+
 def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFrame, out: Path) -> dict:
     student_dir, summary_path, metrics_path, teacher_metrics_path = sources
     run = params if task_name == params["task"] else task_params(params, task_name)
@@ -52,6 +92,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
     texts = list(zip(dev["text_a"], dev["text_b"])) if len(task.text_columns) == 2 else dev["text_a"].tolist()
     diff = onnx_with_parity(model, tokenizer, texts, out / "model.onnx", run["data"]["max_length"],
                             params["latency"]["threads"], resolve_compute(params).device)
+    int8 = int8_student(task, run, tokenizer, out, params["export"], params["latency"]["threads"])
     arch = Arch.from_dict(summary["arch"])
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     info = {"task": task_name, "arch": arch.key, "search_task": params["task"],
@@ -68,15 +109,27 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
             "teacher": metrics["teacher"], "student": metrics["student"],
             "latency": _latency_rows(latency, arch.key), "hardware": ", ".join(f"{k} {v}" for k, v in hw.items()),
             "onnx_max_abs_diff": diff, "parity_rows": len(dev), "pair": len(task.text_columns) == 2,
-            "regression": task.is_regression,
+            "regression": task.is_regression, "int8": _int8_summary(int8),
             "params": {key: run[key] for key in ("seed", "task", "data", "teacher", "transfer", "space", "distill_full")}}
     if not task.is_glue:
         info["params"]["custom_tasks"] = {task.name: run["custom_tasks"][task.name]}
     (out / "README.md").write_text(model_card(info))
-    return {"arch": arch.key, "onnx_max_abs_diff": diff, "parity_rows": len(dev)}
+    return {"arch": arch.key, "onnx_max_abs_diff": diff, "parity_rows": len(dev), "int8": _int8_summary(int8)}
+
+
+def _int8_summary(int8: Int8Result | None) -> dict | None:
+    if int8 is None:
+        return None
+    return {"method": int8.method, "main_metric": int8.main_metric, "fp32": int8.fp32, "int8": int8.int8,
+            "drop_points": round(int8.drop_points, 4), "agreement": round(int8.agreement, 4),
+            "tried": dict(int8.tried),
+            "bytes": int8.path.stat().st_size, "fp32_bytes": (int8.path.parent / "model.onnx").stat().st_size}
 
 
 def export_stage(args, params: dict) -> str:
+    from kdnas.onnx_runtime import require_onnxruntime
+
+    require_onnxruntime("export (ONNX with a parity check, and the int8 model)")  # before any work
     latency = pd.read_csv(args.latency)
     done = {}
     with atomic_path(args.out) as tmp:
@@ -85,4 +138,7 @@ def export_stage(args, params: dict) -> str:
             done[task] = export_one(task, sources, params, latency, Path(tmp) / task)
     write_json(args.metrics, done)
     worst = max(d["onnx_max_abs_diff"] for d in done.values())
-    return f"wrote {args.out}/{{{','.join(done)}}} (HF + model card + ONNX, max |ONNX - PyTorch| {worst:.1e})"
+    int8 = ", ".join(f"{task} {d['int8']['method']} {d['int8']['drop_points']:+.2f} points" for task, d in done.items()
+                     if d["int8"])
+    return (f"wrote {args.out}/{{{','.join(done)}}} (HF + model card + ONNX, max |ONNX - PyTorch| {worst:.1e}"
+            + (f"; int8 ONNX: {int8}" if int8 else "") + ")")

@@ -1,0 +1,123 @@
+"""The int8 student users deploy: ONNX Runtime's own quantisers, and the dev score it keeps.
+
+``dynamic``: int8 weights, activations quantised on the fly (``quantize_dynamic``), no data needed.
+``static``: the matrix products' weights and input activations in int8 (QDQ form), activation ranges
+calibrated on training rows (``quantize_static``, MinMax). ``best`` makes both and keeps the one that scores better on dev.
+Scoring runs the ONNX files through ONNX Runtime on the CPU, the runtime the file ships to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kdnas.errors import KdnasError
+from kdnas.onnx_runtime import INPUTS
+
+METHODS = ("dynamic", "static")
+
+
+@dataclass(frozen=True)
+class Int8Result:
+    """A quantised model scored against the fp32 ONNX model it came from, on the same dev rows."""
+
+    method: str
+    path: Path
+    fp32: dict[str, float]
+    int8: dict[str, float]
+    main_metric: str
+    agreement: float  # share of dev rows whose prediction (class, or score within 0.1) is unchanged
+    tried: tuple[tuple[str, float], ...] = ()  # each method tried and its main metric (``best`` tries both)
+
+    @property
+    def drop_points(self) -> float:
+        """How much of the main metric int8 loses, in points (0-100 scale)."""
+        return 100.0 * (self.fp32[self.main_metric] - self.int8[self.main_metric])
+
+
+def encode_for_ort(tokenizer, firsts: list[str], seconds: list[str] | None, max_length: int) -> dict[str, np.ndarray]:
+    """The three int64 inputs the exported graphs take (token type ids zero when the tokenizer has none)."""
+    encoded = tokenizer(firsts, seconds, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+    feed = {name: np.asarray(encoded[name], dtype=np.int64) for name in INPUTS if name in encoded}
+    feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+    return feed
+
+
+def batches(tokenizer, frame, max_length: int, batch_size: int):
+    """Feeds of ``batch_size`` rows of a kdnas frame (``text_a``, ``text_b``), in order."""
+    pair = frame["text_b"].notna().any()
+    for start in range(0, len(frame), batch_size):
+        part = frame.iloc[start:start + batch_size]
+        yield encode_for_ort(tokenizer, part["text_a"].tolist(), part["text_b"].tolist() if pair else None, max_length)
+
+
+def session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ort_logits(path: Path, feeds, threads: int) -> np.ndarray:
+    """Logits of an ONNX file over ``feeds`` (a list of input dicts), concatenated."""
+    run = session(path, threads)
+    return np.concatenate([run.run(None, feed)[0] for feed in feeds])
+
+
+class _CalibrationRows:
+    """ONNX Runtime's CalibrationDataReader protocol over prepared feeds."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]):
+        self._feeds = iter(feeds)
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+    def rewind(self):  # protocol method some calibrators call; one pass is all MinMax needs
+        return None
+
+
+def quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np.ndarray]] | None = None) -> Path:
+    """Writes the int8 form of ``fp32`` to ``out`` with ONNX Runtime's quantiser for ``method``."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method == "dynamic":
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8)
+        return out
+    if method != "static":
+        raise KdnasError(f"int8 method {method!r} is invalid: use one of {', '.join(METHODS)}")
+    if not calibration:
+        raise KdnasError("static int8 quantisation needs calibration rows (export.int8.calibration_rows)")
+    prepared = out.with_name(out.stem + ".prepared.onnx")
+    # graph clean-up and ONNX shape inference, as ONNX Runtime advises (its symbolic inference fails on BERT graphs)
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    try:
+        # only the matrix products, as dynamic quantisation does: quantising the additions too puts the attention
+        # mask's huge negative values into one int8 range, which flattened a regression student to a constant
+        quantize_static(str(prepared), str(out), _CalibrationRows(calibration), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["MatMul", "Gemm"])
+    finally:
+        prepared.unlink(missing_ok=True)
+    return out
+
+
+def check_drop(result: Int8Result, bound: float, task_name: str, rows: int) -> None:
+    """The int8 model may lose at most ``bound`` points of the main metric (``export.int8_max_drop``)."""
+    if result.drop_points > bound:
+        metric = result.main_metric
+        raise KdnasError(f"export: {task_name}: the int8 student ({result.method}) loses {result.drop_points:.2f} "
+                         f"points of {metric} ({result.fp32[metric]:.4f} -> {result.int8[metric]:.4f} on {rows} dev "
+                         f"rows), more than export.int8_max_drop = {bound}")
+
+
+def agreement(task, fp32_logits: np.ndarray, int8_logits: np.ndarray) -> float:
+    from kdnas.metrics import predictions
+
+    a, b = predictions(task, fp32_logits), predictions(task, int8_logits)
+    same = np.abs(a - b) <= 0.1 if task.is_regression else a == b
+    return float(np.mean(same))
