@@ -41,12 +41,9 @@ class OrtModel:
     """An ONNX Runtime session behind the small interface ``measure_interleaved`` uses."""
 
     def __init__(self, path: str | Path, vocab_size: int, threads: int):
-        import onnxruntime as ort
+        from kdnas.ort_timing import session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = session(path, threads)
         self.config = type("Config", (), {"vocab_size": vocab_size})()
 
     def eval(self):

@@ -7,6 +7,8 @@ Scoring runs the ONNX files through ONNX Runtime on the CPU, the runtime the fil
 """
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from kdnas.errors import KdnasError
 from kdnas.onnx_runtime import INPUTS
+from kdnas.ort_timing import session
 
 METHODS = ("dynamic", "static")
 
@@ -52,15 +55,6 @@ def batches(tokenizer, frame, max_length: int, batch_size: int):
         yield encode_for_ort(tokenizer, part["text_a"].tolist(), part["text_b"].tolist() if pair else None, max_length)
 
 
-def session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def ort_logits(path: Path, feeds, threads: int) -> np.ndarray:
     """Logits of an ONNX file over ``feeds`` (a list of input dicts), concatenated."""
     run = session(path, threads)
@@ -80,8 +74,25 @@ class _CalibrationRows:
         return None
 
 
+@contextmanager
+def _quiet_root_logger():
+    """ONNX Runtime's quantiser logs every node it skips at INFO on the root logger: keep the stage log readable."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np.ndarray]] | None = None) -> Path:
     """Writes the int8 form of ``fp32`` to ``out`` with ONNX Runtime's quantiser for ``method``."""
+    with _quiet_root_logger():
+        return _quantize(fp32, out, method, calibration)
+
+
+def _quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np.ndarray]] | None) -> Path:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -96,11 +107,12 @@ def quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np.
     # graph clean-up and ONNX shape inference, as ONNX Runtime advises (its symbolic inference fails on BERT graphs)
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     try:
-        # only the matrix products, as dynamic quantisation does: quantising the additions too puts the attention
-        # mask's huge negative values into one int8 range, which flattened a regression student to a constant
+        # the matrix products and the embedding lookups, as dynamic quantisation does. Quantising the additions
+        # too put the attention mask's huge negative values into one int8 range, which flattened a regression
+        # student to a constant; leaving out the lookups kept a small student's embeddings (most of it) in fp32
         quantize_static(str(prepared), str(out), _CalibrationRows(calibration), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["MatMul", "Gemm"])
+                        op_types_to_quantize=["MatMul", "Gemm", "Gather"])
     finally:
         prepared.unlink(missing_ok=True)
     return out

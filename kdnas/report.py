@@ -117,12 +117,13 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
             for name, value in results[task][model].items():
                 shown = f"{value:,}" if name == "params" else f"{value:.4f}"
                 lines.append(f"| {task} | {model} | {name} | {shown} |")
-    lines += ["", "## Latency (median of repeated runs, interleaved)", "",
-              "| backend | model | batch | seq len | median ms | IQR ms | runs | speed-up |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Latency (median of repeated runs, interleaved; each ONNX Runtime backend in a process of its own)", "",
+              "| backend | model | batch | seq len | median ms | IQR ms | runs | speed-up | vs eager fp32 teacher |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in latency.itertuples():
+        vs_eager = getattr(row, "speedup_vs_eager", float("nan"))
         lines.append(f"| {row.backend} | {row.model} | {row.batch_size} | {row.seq_len} | {row.median_ms:.2f} | "
-                     f"{row.iqr_ms:.2f} | {row.runs} | {row.speedup:.2f}x |")
+                     f"{row.iqr_ms:.2f} | {row.runs} | {row.speedup:.2f}x | {vs_eager:.2f}x |")
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     lines += ["", "Hardware: " + ", ".join(f"{k} {v}" for k, v in hw.items()), "",
               "## Search", "", f"{len(trials)} trials on {search_task}; Pareto front in blue, chosen student starred.", "",

@@ -272,3 +272,28 @@ def test_the_int8_student_is_scored_against_fp32_and_loads_in_a_fresh_process(dv
     assert run([sys.executable, "-c", script, str(dvc_run / "export/sst2")], dvc_run).stdout.strip() == "(2, 2)"
     card = (dvc_run / "export/sst2/README.md").read_text()
     assert "## int8 (ONNX Runtime)" in card and f"| accuracy | {exported['sst2']['int8']['fp32']['accuracy']:.4f} |" in card
+
+
+def test_onnx_runtime_in_its_own_process_orders_the_models_as_in_process_timing_does(dvc_run, tmp_path):
+    from kdnas.arch import Arch
+    from kdnas.latency import measure_interleaved
+    from kdnas.onnx_runtime import OrtModel, export_onnx
+    from kdnas.pipeline.common import load_teacher
+    from kdnas.students import build_student
+
+    table = pd.read_csv(dvc_run / "results/latency/latency.csv")
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    batch = max(params["latency"]["batch_sizes"])
+    own = table[(table["backend"] == "onnxruntime") & (table["batch_size"] == batch)]
+    teacher, _ = load_teacher(dvc_run / "results/teacher/model")
+    models = {name: teacher if name == "teacher" else build_student(teacher, Arch.from_key(name), init="inherit")
+              for name in own["model"]}
+    in_process = measure_interleaved(
+        {name: OrtModel(export_onnx(model, tmp_path / f"{name}.onnx"), model.config.vocab_size, params["latency"]["threads"])
+         for name, model in models.items()}, batch_size=batch, seq_len=params["latency"]["seq_len"],
+        threads=params["latency"]["threads"], warmup=1, repeats=5)
+    assert list(own.sort_values("median_ms")["model"]) == sorted(in_process, key=lambda m: in_process[m]["median_ms"])
+    # every ONNX Runtime row also has its speed-up over the fp32 teacher timed in eager PyTorch
+    eager_teacher = table.query("backend == 'eager' and model == 'teacher'").set_index("batch_size")["median_ms"]
+    for row in table.itertuples():
+        assert row.speedup_vs_eager == pytest.approx(eager_teacher[row.batch_size] / row.median_ms)

@@ -13,42 +13,62 @@ from kdnas.pipeline.common import load_teacher
 from kdnas.students import build_student
 
 
-def _backend_models(models: dict, backend: str, cfg: dict, workdir: Path) -> dict:
-    if backend == "eager":
-        return models
-    from kdnas.onnx_runtime import OrtModel, export_onnx
+def _onnx_files(models: dict, backend: str, workdir: Path) -> dict[str, str]:
+    """Each model as the ONNX file ``backend`` runs: exported fp32, or that file quantised (dynamic int8)."""
+    from kdnas.onnx_runtime import export_onnx
+    from kdnas.quantize import quantize
 
-    return {name: OrtModel(export_onnx(model, workdir / f"{name}.onnx"), model.config.vocab_size, cfg["threads"])
-            for name, model in models.items()}
+    files = {}
+    for name, model in models.items():
+        path = workdir / f"{name}.onnx"
+        if not path.exists():
+            export_onnx(model, path)
+        if backend == "onnxruntime-int8":
+            path = quantize(path, workdir / f"{name}.int8.onnx", "dynamic")
+        files[name] = str(path)
+    return files
+
+
+def _timed(models: dict, backend: str, batch_size: int, cfg: dict, workdir: Path) -> dict[str, dict]:
+    """Each model's timing on ``backend``: eager in this process; ONNX Runtime in a process of its own."""
+    common = dict(batch_size=batch_size, seq_len=cfg["seq_len"], threads=cfg["threads"], warmup=cfg["warmup"],
+                  repeats=cfg["repeats"])
+    if backend == "eager":
+        return measure_interleaved(models, device=cfg.get("device", "cpu"), **common)
+    from kdnas.ort_timing import measure_in_own_process
+
+    return measure_in_own_process(paths=_onnx_files(models, backend, workdir),
+                                  vocab_size=models["teacher"].config.vocab_size, **common)
 
 
 def latency_table(teacher, archs: list[Arch], cfg: dict, init: str) -> pd.DataFrame:
-    """One row per (backend, model, batch size): median and IQR in ms, runs, speed-up over the teacher
-    on the same backend."""
+    """One row per (backend, model, batch size): median and IQR in ms, runs, speed-up over the teacher on the
+    same backend (``speedup``) and over the fp32 teacher in eager PyTorch (``speedup_vs_eager``)."""
     models = {"teacher": teacher}
     for arch in archs:
         models[arch.key] = build_student(teacher, arch, init=init)  # latency does not depend on the weights
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for backend in cfg.get("backends", ["eager"]):
-            timed_models = _backend_models(models, backend, cfg, Path(workdir))
             for batch_size in cfg["batch_sizes"]:
-                timed = measure_interleaved(timed_models, batch_size=batch_size, seq_len=cfg["seq_len"],
-                                            threads=cfg["threads"], warmup=cfg["warmup"], repeats=cfg["repeats"],
-                                            device=cfg.get("device", "cpu") if backend == "eager" else "cpu")
+                timed = _timed(models, backend, batch_size, cfg, Path(workdir))
                 teacher_ms = timed["teacher"]["median_ms"]
                 for name, result in timed.items():
                     rows.append({"backend": backend, "model": name, **result, "speedup": teacher_ms / result["median_ms"]})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    eager = table[table["backend"] == "eager"].query("model == 'teacher'").set_index("batch_size")["median_ms"]
+    table["speedup_vs_eager"] = table["batch_size"].map(eager) / table["median_ms"]
+    return table
 
 
 def latency_stage(args, params: dict) -> str:
     cfg = params["latency"]
     check_device(cfg.get("device", "cpu"))  # before loading anything
-    if "onnxruntime" in cfg.get("backends", []):
+    ort_backends = [backend for backend in cfg.get("backends", []) if backend != "eager"]
+    if ort_backends:
         from kdnas.onnx_runtime import require_onnxruntime
 
-        require_onnxruntime()
+        require_onnxruntime(f"latency backend {ort_backends[0]!r}")
     ranking = read_json(args.ranking)
     teacher, _ = load_teacher(args.teacher)
     table = latency_table(teacher, [Arch.from_key(r["arch"]) for r in ranking], cfg, params["space"]["init"])

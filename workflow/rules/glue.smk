@@ -142,7 +142,7 @@ rule export:
         metrics="metrics/export.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data", "teacher", "transfer", "space", "latency.threads", "evaluate.batch_size", "export", "distill_full", "glue"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data", "teacher", "transfer", "space", "latency.threads", "export", "distill_full", "glue"),
     log:
         f"{LOGS}/export.log",
     message:
