@@ -2,8 +2,8 @@
 
 The search runs once, on ``task``; every task in ``glue.tasks`` gets its own teacher and the searched
 student, trained with the same blocks as the search task unless ``glue.tasks.<task>`` overrides keys
-of ``data``, ``teacher``, ``transfer``, ``distill_full`` or ``evaluate`` (one level deep: a list such as
-``distill_full.losses`` is replaced whole).
+of ``data``, ``teacher``, ``transfer``, ``distill_full``, ``evaluate`` or ``export`` (one level deep: a list such
+as ``distill_full.losses`` is replaced whole).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import copy
 
 from kdnas.errors import KdnasError
 
-OVERRIDABLE = ("data", "teacher", "transfer", "distill_full", "evaluate")
+OVERRIDABLE = ("data", "teacher", "transfer", "distill_full", "evaluate", "export")
 
 
 def glue_tasks(params: dict) -> list[str]:

@@ -76,10 +76,11 @@ class _CalibrationRows:
 
 @contextmanager
 def _quiet_root_logger():
-    """ONNX Runtime's quantiser logs every node it skips at INFO on the root logger: keep the stage log readable."""
+    """ONNX Runtime's quantiser logs every node it skips, and advice per model, on the root logger: keep the stage
+    log readable (its errors still show)."""
     root = logging.getLogger()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))
+    root.setLevel(max(level, logging.ERROR))
     try:
         yield
     finally:

@@ -60,7 +60,8 @@ def test_task_params_lay_one_tasks_overrides_over_the_search_tasks_blocks():
 
 @pytest.mark.parametrize("tasks,expected", [
     ({"sst2": {}}, "glue.tasks.sst2 repeats the search task"),
-    ({"rtee": {}}, "glue.tasks = "),
+    ({"rtee": {}}, "glue.tasks.rtee: not a GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) nor one of "
+                   "custom_tasks (none defined)"),
     ({"rte": {"techer": {"epochs": 2}}}, "unknown key glue.tasks.rte.techer"),
     ({"rte": {"teacher": {"epochs": 0}}}, "glue.tasks.rte gives teacher.epochs = 0 is invalid"),
     ({"rte": {"data": {"max_lenght": 128}}}, "glue.tasks.rte gives unknown key data.max_lenght"),
