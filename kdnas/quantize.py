@@ -8,6 +8,7 @@ Scoring runs the ONNX files through ONNX Runtime on the CPU, the runtime the fil
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,12 @@ def _quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np
 
 
 def check_drop(result: Int8Result, bound: float, task_name: str, rows: int) -> None:
-    """The int8 model may lose at most ``bound`` points of the main metric (``export.int8_max_drop``)."""
+    """The int8 model may lose at most ``bound`` points of the main metric (``export.int8_max_drop``); a metric
+    int8 leaves undefined where fp32 has one (constant predictions: no correlation) is a loss too."""
+    if math.isnan(result.int8[result.main_metric]) and not math.isnan(result.fp32[result.main_metric]):
+        raise KdnasError(f"export: {task_name}: the int8 student ({result.method}) leaves {result.main_metric} "
+                         f"undefined on {rows} dev rows (constant predictions; fp32 ONNX: "
+                         f"{result.fp32[result.main_metric]:.4f})")
     if result.drop_points > bound:
         metric = result.main_metric
         raise KdnasError(f"export: {task_name}: the int8 student ({result.method}) loses {result.drop_points:.2f} "

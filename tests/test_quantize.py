@@ -28,3 +28,11 @@ def test_without_onnxruntime_the_extra_to_install_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(KdnasError, match=r"^export needs the onnx extra: pip install -e '\.\[onnx\]'"):
         require_onnxruntime("export")
+
+
+def test_an_int8_model_with_constant_predictions_fails_export():
+    nan = float("nan")
+    flat = Int8Result("static", Path("model.int8.onnx"), {"pearson": 0.24}, {"pearson": nan}, "pearson", 1.0)
+    with pytest.raises(KdnasError, match=r"^export: stsb: the int8 student \(static\) leaves pearson undefined on "
+                                         r"1500 dev rows \(constant predictions; fp32 ONNX: 0.2400\)$"):
+        check_drop(flat, bound=1.0, task_name="stsb", rows=1500)

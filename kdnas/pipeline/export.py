@@ -2,6 +2,7 @@
 ONNX checked against PyTorch, and the int8 ONNX model scored on dev against the fp32 one)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -73,7 +74,8 @@ def int8_student(task: Task, run: dict, tokenizer, folder: Path, cfg: dict, thre
         logits = ort_logits(path, feeds, threads)
         results.append(Int8Result(method, path, fp32, glue_metrics(task, labels, logits), task.main_metric,
                                   agreement(task, fp32_logits, logits)))
-    best = max(results, key=lambda r: r.int8[task.main_metric])  # ties: the first, dynamic
+    # ties: the first (dynamic); an undefined metric (NaN: constant predictions) never wins
+    best = max(results, key=lambda r: -math.inf if math.isnan(r.int8[task.main_metric]) else r.int8[task.main_metric])
     for result in results:
         if result is not best:
             result.path.unlink()
