@@ -87,6 +87,9 @@ def _params(glue) -> dict:
     params["distill_topk"]["k"] = 1
     params["latency_profile"]["samples"] = 4
     params["latency"].update(backends=["eager"], batch_sizes=[1], warmup=0, repeats=1)
+    # int8 still made and scored for every task, but not gated: on 24 dev rows one flipped row is 4
+    # points (the bound's one-line failure is tested in test_quantize.py, the gate on the tiny pipeline)
+    params["export"].update(int8="dynamic", int8_max_drop=100.0)
     params["glue"]["tasks"] = {task: {} for task in FANNED_OUT}
     return params
 
