@@ -274,6 +274,9 @@ def test_the_int8_student_is_scored_against_fp32_and_loads_in_a_fresh_process(dv
     assert "## int8 (ONNX Runtime)" in card and f"| accuracy | {exported['sst2']['int8']['fp32']['accuracy']:.4f} |" in card
 
 
+SEPARATED = 1.5  # a latency ratio that timing noise on 2 shared cores does not reverse
+
+
 def test_onnx_runtime_in_its_own_process_orders_the_models_as_in_process_timing_does(dvc_run, tmp_path):
     from kdnas.arch import Arch
     from kdnas.latency import measure_interleaved
@@ -292,7 +295,14 @@ def test_onnx_runtime_in_its_own_process_orders_the_models_as_in_process_timing_
         {name: OrtModel(export_onnx(model, tmp_path / f"{name}.onnx"), model.config.vocab_size, params["latency"]["threads"])
          for name, model in models.items()}, batch_size=batch, seq_len=params["latency"]["seq_len"],
         threads=params["latency"]["threads"], warmup=1, repeats=5)
-    assert list(own.sort_values("median_ms")["model"]) == sorted(in_process, key=lambda m: in_process[m]["median_ms"])
+    # every pair that in-process timing tells apart clearly (1.5x or more) is ordered the same way in the own
+    # process; near-ties (two students of one width, as a CI run ranked) may fall either way
+    own_ms = own.set_index("model")["median_ms"]
+    pairs = [(a, b) for a in in_process for b in in_process
+             if in_process[a]["median_ms"] * SEPARATED <= in_process[b]["median_ms"]]
+    assert ("teacher" not in own_ms.index) or any(b == "teacher" for _, b in pairs)  # the teacher is separated
+    for fast, slow in pairs:
+        assert own_ms[fast] < own_ms[slow], (fast, slow)
     # every ONNX Runtime row also has its speed-up over the fp32 teacher timed in eager PyTorch
     eager_teacher = table.query("backend == 'eager' and model == 'teacher'").set_index("batch_size")["median_ms"]
     for row in table.itertuples():
