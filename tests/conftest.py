@@ -37,6 +37,26 @@ def tiny_params() -> dict:
     return params
 
 
+def fixture_task_params(task: str, fanned_out) -> dict:
+    """The tiny params for tasks written as small fixtures: every row of them, the smallest search, one
+    latency point, and int8 made and scored for every task but not gated (on a few dozen dev rows one flipped
+    row is several points; the bound's one-line failure is tested in test_quantize.py, the gate on the tiny
+    pipeline)."""
+    params = tiny_params()
+    params["task"] = task
+    params["data"].update(train_size=None, dev_size=None)
+    params["transfer"]["size"] = None
+    params["proxy"].update(train_size=24, dev_size=12)
+    params["space"].update(layers=[1], hidden=[128, 384], heads=[4, 12], ffn=[384])
+    params["search"].update(candidates=2, strategy="random", strategy_kwargs={})
+    params["distill_topk"]["k"] = 1
+    params["latency_profile"]["samples"] = 4
+    params["latency"].update(backends=["eager"], batch_sizes=[1], warmup=0, repeats=1)
+    params["export"].update(int8="dynamic", int8_max_drop=100.0)
+    params["glue"]["tasks"] = {name: {} for name in fanned_out}
+    return params
+
+
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

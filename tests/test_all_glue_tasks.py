@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import GLUE_DIR, make_pipeline_copy, run_stages_in_process, tiny_params
+from conftest import GLUE_DIR, fixture_task_params, make_pipeline_copy, run_stages_in_process
 from kdnas.data import load_glue_split
 from kdnas.glue import task_score
 
@@ -77,20 +77,8 @@ def _fixtures(glue):
 
 
 def _params(glue) -> dict:
-    params = tiny_params()
-    params["task"] = "mnli"
-    params["data"].update(glue_dir=str(glue), train_size=None, dev_size=None)
-    params["transfer"]["size"] = None
-    params["proxy"].update(train_size=24, dev_size=12)
-    params["space"].update(layers=[1], hidden=[128, 384], heads=[4, 12], ffn=[384])
-    params["search"].update(candidates=2, strategy="random", strategy_kwargs={})
-    params["distill_topk"]["k"] = 1
-    params["latency_profile"]["samples"] = 4
-    params["latency"].update(backends=["eager"], batch_sizes=[1], warmup=0, repeats=1)
-    # int8 still made and scored for every task, but not gated: on 24 dev rows one flipped row is 4
-    # points (the bound's one-line failure is tested in test_quantize.py, the gate on the tiny pipeline)
-    params["export"].update(int8="dynamic", int8_max_drop=100.0)
-    params["glue"]["tasks"] = {task: {} for task in FANNED_OUT}
+    params = fixture_task_params("mnli", FANNED_OUT)
+    params["data"]["glue_dir"] = str(glue)
     return params
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, run_stages_in_process, tiny_params, write_params
+from conftest import GLUE_DIR, REPO, fixture_task_params, make_pipeline_copy, run, run_stages_in_process, write_params
 from kdnas.data import DataError, check_task_files, custom_frame, hub_records, load_glue_split, load_split
 from kdnas.errors import KdnasError
 from kdnas.glue_params import task_params
@@ -60,21 +60,8 @@ def _write_files(data) -> None:
 
 
 def _params() -> dict:
-    params = tiny_params()
-    params["task"] = "reviews"
+    params = fixture_task_params("reviews", FANNED_OUT)
     params["custom_tasks"] = json.loads(json.dumps(TASKS))
-    params["data"].update(train_size=None, dev_size=None)
-    params["transfer"]["size"] = None
-    params["proxy"].update(train_size=24, dev_size=12)
-    params["space"].update(layers=[1], hidden=[128, 384], heads=[4, 12], ffn=[384])
-    params["search"].update(candidates=2, strategy="random", strategy_kwargs={})
-    params["distill_topk"]["k"] = 1
-    params["latency_profile"]["samples"] = 4
-    params["latency"].update(backends=["eager"], batch_sizes=[1], warmup=0, repeats=1)
-    # int8 still made and scored for every task, but not gated: on 32 dev rows one flipped row is 3
-    # points (the bound's one-line failure is tested in test_quantize.py, the gate on the tiny pipeline)
-    params["export"].update(int8="dynamic", int8_max_drop=100.0)
-    params["glue"]["tasks"] = {task: {} for task in FANNED_OUT}
     return params
 
 
