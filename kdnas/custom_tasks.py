@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdnas.task_base import LabelledTask
+
 # The metrics a task may declare (kdnas.metrics computes them); the first one listed is the task's main metric.
 CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
 REGRESSION_METRICS = ("pearson", "spearman")
@@ -17,7 +19,7 @@ SPLIT_KEYS = {"train": ("train_file", "train_split"), "dev": ("validation_file",
 
 
 @dataclass(frozen=True)
-class CustomTask:
+class CustomTask(LabelledTask):
     """How one custom task is read and scored.
 
     Attributes:
@@ -52,18 +54,6 @@ class CustomTask:
                    labels=tuple(str(label) for label in spec.get("labels") or ()), metrics=tuple(spec["metrics"]),
                    files=files, dataset=spec.get("dataset"), dataset_config=spec.get("dataset_config"),
                    hub_splits=hub)
-
-    @property
-    def is_regression(self) -> bool:
-        return not self.labels
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.is_regression else len(self.labels)
-
-    @property
-    def main_metric(self) -> str:
-        return self.metrics[0]
 
     @property
     def official(self) -> tuple[str, ...]:

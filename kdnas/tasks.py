@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kdnas.custom_tasks import CustomTask
 from kdnas.errors import KdnasError
+from kdnas.task_base import LabelledTask
 
 # GLUE scores a task by the unweighted mean of these (its "official" metrics); accuracy when not listed.
 OFFICIAL = {"cola": ("mcc",), "mrpc": ("f1", "accuracy"), "qqp": ("f1", "accuracy"),
@@ -17,7 +18,7 @@ OFFICIAL = {"cola": ("mcc",), "mrpc": ("f1", "accuracy"), "qqp": ("f1", "accurac
 
 
 @dataclass(frozen=True)
-class GlueTask:
+class GlueTask(LabelledTask):
     """How one GLUE task is stored and scored.
 
     Attributes:
@@ -52,18 +53,6 @@ class GlueTask:
     hub_labels: tuple[str, ...] | None = None
     score_range: tuple[float, float] = (float("-inf"), float("inf"))
     skip_malformed: bool = False
-
-    @property
-    def is_regression(self) -> bool:
-        return not self.labels
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.is_regression else len(self.labels)
-
-    @property
-    def main_metric(self) -> str:
-        return self.metrics[0]
 
     @property
     def hub_label_names(self) -> tuple[str, ...]:
