@@ -34,14 +34,14 @@ def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int,
     """Exports ``model`` (on the CPU) to ``path`` and returns the largest logit difference ONNX Runtime (CPU)
     shows on ``texts`` (pairs as tuples) against PyTorch in fp32 on ``device``; raises when it exceeds
     PARITY_TOLERANCE."""
+    import torch
+
+    from kdnas.quantize import encode_for_ort
+
     export_onnx(model, path)
     firsts = [t[0] if isinstance(t, tuple) else t for t in texts]
     seconds = [t[1] for t in texts] if isinstance(texts[0], tuple) else None
-    inputs = dict(tokenizer(firsts, seconds, truncation=True, max_length=max_length, padding=True, return_tensors="pt"))
-    if "token_type_ids" not in inputs:
-        import torch
-
-        inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+    inputs = {name: torch.from_numpy(ids) for name, ids in encode_for_ort(tokenizer, firsts, seconds, max_length).items()}
     diff = max_abs_difference(model, OrtModel(path, model.config.vocab_size, threads), inputs, device)
     if diff > PARITY_TOLERANCE:
         raise KdnasError(f"ONNX export of {path.parent.name} differs from PyTorch by {diff:.2e} "

@@ -46,9 +46,10 @@ def _sources(args, params: dict) -> dict:
     return out
 
 
-def int8_student(task: Task, run: dict, tokenizer, folder: Path, cfg: dict, threads: int) -> Int8Result | None:
+def int8_student(task: Task, run: dict, tokenizer, folder: Path, dev: pd.DataFrame, cfg: dict,
+                 threads: int) -> Int8Result | None:
     """The int8 form of ``folder/model.onnx`` (``export.int8``: one method, or ``best`` of both on dev), scored
-    through ONNX Runtime on the task's dev rows against the fp32 file; None for ``none``.
+    through ONNX Runtime on the task's dev rows ``dev`` against the fp32 file; None for ``none``.
 
     Raises:
         KdnasError: int8 loses more of the main metric than ``export.int8_max_drop`` points.
@@ -58,7 +59,6 @@ def int8_student(task: Task, run: dict, tokenizer, folder: Path, cfg: dict, thre
     if cfg["int8"] == "none":
         return None
     max_len, batch = run["data"]["max_length"], SCORING_BATCH
-    dev = task_split(run, "dev", "dev_size")
     feeds = list(batches(tokenizer, dev, max_len, batch))
     labels = dev["label"].to_numpy()
     fp32_logits = ort_logits(folder / "model.onnx", feeds, threads)
@@ -94,11 +94,12 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
     model, tokenizer = load_teacher(student_dir)
     label_config(model, task)
     save_model(model, tokenizer, out)
-    dev = task_split(run, "dev", "dev_size").head(PARITY_ROWS)
-    texts = list(zip(dev["text_a"], dev["text_b"])) if len(task.text_columns) == 2 else dev["text_a"].tolist()
+    dev = task_split(run, "dev", "dev_size")  # read once: the parity check's rows and int8's scoring rows
+    parity = dev.head(PARITY_ROWS)
+    texts = list(zip(parity["text_a"], parity["text_b"])) if len(task.text_columns) == 2 else parity["text_a"].tolist()
     diff = onnx_with_parity(model, tokenizer, texts, out / "model.onnx", run["data"]["max_length"],
                             params["latency"]["threads"], resolve_compute(params).device)
-    int8 = int8_student(task, run, tokenizer, out, run["export"], params["latency"]["threads"])
+    int8 = int8_student(task, run, tokenizer, out, dev, run["export"], params["latency"]["threads"])
     arch = Arch.from_dict(summary["arch"])
     hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
     info = {"task": task_name, "arch": arch.key, "search_task": params["task"],
@@ -114,13 +115,13 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
             "dev_rows": teacher_metrics["dev_examples"],
             "teacher": metrics["teacher"], "student": metrics["student"],
             "latency": _latency_rows(latency, arch.key), "hardware": ", ".join(f"{k} {v}" for k, v in hw.items()),
-            "onnx_max_abs_diff": diff, "parity_rows": len(dev), "pair": len(task.text_columns) == 2,
+            "onnx_max_abs_diff": diff, "parity_rows": len(parity), "pair": len(task.text_columns) == 2,
             "regression": task.is_regression, "int8": _int8_summary(int8),
             "params": {key: run[key] for key in ("seed", "task", "data", "teacher", "transfer", "space", "distill_full")}}
     if not task.is_glue:
         info["params"]["custom_tasks"] = {task.name: run["custom_tasks"][task.name]}
     (out / "README.md").write_text(model_card(info))
-    return {"arch": arch.key, "onnx_max_abs_diff": diff, "parity_rows": len(dev), "int8": _int8_summary(int8)}
+    return {"arch": arch.key, "onnx_max_abs_diff": diff, "parity_rows": len(parity), "int8": _int8_summary(int8)}
 
 
 def _int8_summary(int8: Int8Result | None) -> dict | None:
