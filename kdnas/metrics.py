@@ -28,10 +28,14 @@ def predictions(task: Task, logits: np.ndarray) -> np.ndarray:
 
 def glue_metrics(task: Task, labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """The task's metrics, e.g. {"accuracy": 0.91} for SST-2 or {"pearson": .., "spearman": ..} for STS-B."""
-    preds = predictions(task, logits)
+    return metrics_from_predictions(task, labels, predictions(task, logits), task.metrics)
+
+
+def metrics_from_predictions(task: Task, labels: np.ndarray, preds: np.ndarray, names) -> dict[str, float]:
+    """The metrics ``names`` of predicted classes or scores (see :func:`predictions`) against ``labels``."""
     if task.is_regression:  # float32 outputs: correlations of nearly constant scores need float64 sums
-        preds, labels = preds.astype(np.float64), np.asarray(labels, dtype=np.float64)
-    return {name: float(_metric(name, task.num_labels)(labels, preds)) for name in task.metrics}
+        preds, labels = np.asarray(preds, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    return {name: float(_metric(name, task.num_labels)(labels, preds)) for name in names}
 
 
 def glue_score(main_metrics: dict[str, float], exclude: tuple[str, ...] = ()) -> float:

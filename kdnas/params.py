@@ -290,6 +290,10 @@ def _check_space_fits_teacher(params: dict[str, Any]) -> None:
     if config.get("model_type", "bert") != "bert":
         raise ParamsError(f"params: teacher.backbone = {params['teacher']['backbone']!r} is a {config['model_type']!r} "
                           "model; students are BERT models built from a BERT-family teacher (model_type 'bert')")
+    too_sparse = [n for n in params["baselines"]["keep_every"] if n > config.get("num_hidden_layers", n)]
+    if too_sparse:
+        raise ParamsError(f"params: baselines.keep_every = {params['baselines']['keep_every']}: {too_sparse[0]} is more "
+                          f"than the teacher's {config['num_hidden_layers']} layers ({params['teacher']['backbone']})")
     limits = {"layers": config.get("num_hidden_layers"), "hidden": config.get("hidden_size"),
               "heads": config.get("num_attention_heads"), "ffn": config.get("intermediate_size")}
     for dim, limit in limits.items():

@@ -93,6 +93,47 @@ def glue_section(table: dict, results: dict, search_task: str, as_given: list[st
     return lines
 
 
+def _margin(m: dict | None) -> str:
+    if not m:
+        return "n/a"
+    flag = "" if m["position"] == "inside" else f" ({m['position']} than all)"
+    return f"{100 * m['margin']:+.1f} +/- {100 * m['se']:.1f}{flag}"
+
+
+def hand_crafted_section(comparison: dict, results: dict, latency: pd.DataFrame, arch: str) -> list[str]:
+    """The searched student's margin over the hand-crafted front, per task and on the GLUE score."""
+    glue = comparison["glue"]
+    if not glue["scores"]:
+        return ["## Against hand-crafted students", "", "No hand-crafted students (baselines.keep_every is empty).", ""]
+    sizes = list(glue["margins"])
+    lines = ["## Against hand-crafted students at equal latency", "",
+             "The teacher's layers dropped uniformly at full width, and the same depths with the FFN trimmed "
+             "(`baselines`), each distilled with the searched student's recipe, seed and transfer rows and timed in "
+             "its latency run (eager PyTorch). Margin = the searched student's score minus the hand-crafted front's "
+             "score at its latency (linear between the two front members around it), in points, +/- a paired "
+             "bootstrap standard error over dev rows.", "",
+             "| task | searched student | " + " | ".join(f"front at its latency ({s}) | margin ({s})" for s in sizes)
+             + " |", "|---|---|" + "---|---|" * len(sizes)]
+    rows = [(task, comparison["tasks"][task]) for task in results] + [("**GLUE score**", glue["margins"])]
+    for task, margins in rows:
+        student = next(iter(margins.values()))["student_score"] if margins else float("nan")
+        lines.append(f"| {task} | {100 * student:.1f} | " + " | ".join(
+            f"{100 * margins[s]['front_score']:.1f} | {_margin(margins[s])}" if s in margins else "n/a | n/a"
+            for s in sizes) + " |")
+    eager = latency[latency["backend"] == "eager"] if "backend" in latency else latency
+    speedup = lambda model: ", ".join(f"{r.speedup:.2f}x (batch {r.batch_size})"  # noqa: E731
+                                      for r in eager[eager["model"] == model].itertuples())
+    lines += ["", "| student | speed-up (eager) | " + " | ".join(results) + " | GLUE score |",
+              "|---|---|" + "---|" * (len(results) + 1)]
+    lines.append(f"| searched {arch} | {speedup(arch)} | " + " | ".join(
+        f"{100 * next(iter(comparison['tasks'][t].values()))['student_score']:.1f}" if comparison["tasks"][t] else "n/a"
+        for t in results) + f" | {100 * next(iter(glue['margins'].values()))['student_score']:.1f} |")
+    for base, score in glue["scores"].items():
+        lines.append(f"| {base} | {speedup(base)} | " + " | ".join(
+            f"{100 * results[t]['hand_crafted']['scores'][base]:.1f}" for t in results) + f" | {100 * score:.1f} |")
+    return lines + [""]
+
+
 def teachers_used_as_given(params: dict) -> list[str]:
     """The tasks whose teacher was taken as given (``teacher.finetune: false``), the search task first."""
     from kdnas.glue_params import task_runs
@@ -101,7 +142,8 @@ def teachers_used_as_given(params: dict) -> list[str]:
 
 
 def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: pd.DataFrame,
-                    trials: pd.DataFrame, params: dict, tasks: dict[str, Task] | None = None) -> str:
+                    trials: pd.DataFrame, params: dict, tasks: dict[str, Task] | None = None,
+                    hand_crafted: dict | None = None) -> str:
     import yaml
 
     t, s = results[search_task]["teacher"], results[search_task]["student"]
@@ -111,6 +153,8 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
              f"({100 * table['student']:.1f} vs {100 * table['teacher']:.1f}) at measured speed-ups of "
              f"{_speedups(latency, arch)}.", ""]
     lines += glue_section(table, results, search_task, teachers_used_as_given(params), tasks)
+    if hand_crafted is not None:
+        lines += hand_crafted_section(hand_crafted, results, latency, arch)
     lines += ["### Every metric", "", "| task | model | metric | value |", "|---|---|---|---|"]
     for task in table["tasks"]:
         for model in ("teacher", "student"):

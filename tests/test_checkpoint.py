@@ -231,6 +231,31 @@ def test_distill_full_stopped_by_sigterm_says_so_and_resumes_bit_identical(dvc_r
 
 
 @pytest.mark.slow
+def test_baselines_stopped_after_one_student_keep_it_and_resume_to_the_uninterrupted_models(dvc_run, tmp_path):
+    r = dvc_run / "results"
+    args = ["--params", str(_params(tmp_path, every=3)), "--teacher", str(r / "teacher/model"), "--transfer",
+            str(r / "transfer/logits.parquet"), "--proxy", str(r / "proxy"), "--models", "models", "--summary", "summary.json"]
+    first = _start("baselines", args, tmp_path)
+    end = time.monotonic() + 300
+    while not list((tmp_path / "checkpoints" / "baselines" / "sst2").glob("*/done/L3-H384-A12-F384.json")):
+        assert first.poll() is None and time.monotonic() < end, "the first hand-crafted student never finished"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)  # during the second student
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 143, stderr[-2000:]
+    assert not (tmp_path / "models").exists()  # outputs appear whole or not at all
+
+    rerun = _start("baselines", args, tmp_path)
+    _, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr[-2000:]
+    assert "L3-H384-A12-F384: distilled before the run stopped" in stderr
+    for arch in ("L3-H384-A12-F384", "L2-H384-A12-F384"):
+        assert _same_tensors(load_file(tmp_path / "models" / arch / "model.safetensors"),
+                             load_file(r / "baselines/models" / arch / "model.safetensors"))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
 def test_snakemake_sigkilled_mid_training_unlocks_reruns_incomplete_and_resumes(dvc_run, tmp_path):
     """The README's recovery after a SIGKILL of Snakemake itself and its job: `--unlock`, then
     `--rerun-incomplete`; the teacher resumes from its checkpoint and ends with the DVC run's weights."""

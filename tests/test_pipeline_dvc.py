@@ -30,8 +30,10 @@ DECLARED = [
     "results/glue/stsb/student/summary.json", "metrics/glue/stsb/evaluate.json", "results/glue/stsb/predictions.csv",
     "export/sst2/model.safetensors", "export/sst2/tokenizer.json", "export/sst2/README.md", "export/sst2/model.onnx",
     "export/stsb/model.safetensors", "export/stsb/README.md", "export/stsb/model.onnx", "metrics/export.json",
+    "results/baselines/summary.json", "results/baselines/models/L3-H384-A12-F384/model.safetensors",
+    "results/glue/stsb/baselines/summary.json", "results/glue/stsb/baselines/models/L2-H384-A12-F384/model.safetensors",
 ]
-GLUE_STAGES = ["glue_teacher", "glue_transfer", "glue_distill", "glue_evaluate"]
+GLUE_STAGES = ["glue_teacher", "glue_transfer", "glue_distill", "glue_baselines", "glue_evaluate"]
 
 
 def test_every_stage_writes_its_declared_outputs(dvc_run):
@@ -39,7 +41,7 @@ def test_every_stage_writes_its_declared_outputs(dvc_run):
     assert not missing
     log = (dvc_run / "repro.log").read_text()
     for stage in ("teacher", "transfer", "proxy", "latency_profile", "search", "distill_topk", "latency", "distill_full",
-                  "evaluate", "glue", "export"):
+                  "baselines", "evaluate", "glue", "export"):
         assert f"Running stage '{stage}'" in log
         assert f"{stage}: wrote" in log  # each stage's one-line summary
     for stage in GLUE_STAGES:
@@ -86,7 +88,8 @@ def test_latency_table_covers_teacher_and_candidates(dvc_run):
     table = pd.read_csv(dvc_run / "results/latency/latency.csv")
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
     ranking = json.loads((dvc_run / "results/distill_topk/ranking.json").read_text())
-    assert set(table["model"]) == {"teacher"} | {r["arch"] for r in ranking}
+    # the hand-crafted students are timed in the candidates' run (tiny params: every 2nd and 3rd layer, FFN / 4)
+    assert set(table["model"]) == {"teacher", "L3-H384-A12-F384", "L2-H384-A12-F384"} | {r["arch"] for r in ranking}
     assert sorted(table["batch_size"].unique()) == sorted(params["latency"]["batch_sizes"])
     assert set(table["backend"]) == set(params["latency"]["backends"])
     assert len(table) == len(set(table["model"])) * len(params["latency"]["batch_sizes"]) * len(params["latency"]["backends"])
@@ -307,3 +310,44 @@ def test_onnx_runtime_in_its_own_process_orders_the_models_as_in_process_timing_
     eager_teacher = table.query("backend == 'eager' and model == 'teacher'").set_index("batch_size")["median_ms"]
     for row in table.itertuples():
         assert row.speedup_vs_eager == pytest.approx(eager_teacher[row.batch_size] / row.median_ms)
+
+
+def test_hand_crafted_students_are_distilled_with_the_winners_recipe_and_compared_at_its_latency(dvc_run):
+    from transformers import AutoConfig
+
+    from kdnas.front import front_weights
+
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    winner = json.loads((dvc_run / "results/student/summary.json").read_text())
+    for base in ("results/baselines", "results/glue/stsb/baselines"):
+        summary = json.loads((dvc_run / base / "summary.json").read_text())["baselines"]
+        assert list(summary) == ["L3-H384-A12-F384", "L2-H384-A12-F384"]
+        assert summary["L3-H384-A12-F384"]["layers_kept"] == [1, 3, 5] and summary["L2-H384-A12-F384"]["layers_kept"] == [2, 5]
+        for arch, entry in summary.items():
+            config = AutoConfig.from_pretrained(dvc_run / base / "models" / arch)  # a plain transformers BERT
+            assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (int(arch[1]), 384, 384)
+            if base == "results/baselines":  # the winner's recipe and rows: same loss, rows and steps
+                assert entry["loss"] == winner["loss"] and entry["train_examples"] == winner["train_examples"]
+                assert entry["history"]["steps"] == winner["history"]["steps"]
+    latency = pd.read_csv(dvc_run / "results/latency/latency.csv").query("backend == 'eager'")
+    arch = winner["winner"]["arch"]
+    for metrics_file, task in (("metrics/evaluate.json", "sst2"), ("metrics/glue/stsb/evaluate.json", "stsb")):
+        metrics = json.loads((dvc_run / metrics_file).read_text())
+        main = ["accuracy"] if task == "sst2" else ["pearson", "spearman"]
+        scores = {name: np.mean([m[k] for k in main]) for name, m in metrics["baselines"].items()}
+        assert scores == pytest.approx(metrics["hand_crafted"]["scores"])
+        student = np.mean([metrics["student"][k] for k in main])
+        for size in params["latency"]["batch_sizes"]:
+            ms = latency[latency["batch_size"] == size].set_index("model")["median_ms"]
+            weights, position = front_weights({b: (ms[b], scores[b]) for b in scores}, ms[arch])
+            margin = metrics["hand_crafted"]["margins"][f"bs{size}"]
+            assert margin["margin"] == pytest.approx(student - sum(w * scores[b] for b, w in weights.items()))
+            assert margin["position"] == position and margin["se"] >= 0
+        preds = pd.read_csv(dvc_run / ("results/evaluate/predictions.csv" if task == "sst2" else "results/glue/stsb/predictions.csv"))
+        assert list(preds.columns) == ["label", "teacher", "student", *scores]
+    glue = json.loads((dvc_run / "metrics/glue.json").read_text())["hand_crafted"]
+    assert set(glue["tasks"]) == {"sst2", "stsb"}
+    first = glue["glue"]["margins"][f"bs{params['latency']['batch_sizes'][0]}"]
+    assert first["student_score"] == pytest.approx(json.loads((dvc_run / "metrics/glue.json").read_text())["student"])
+    report = (dvc_run / "report/README.md").read_text()
+    assert "## Against hand-crafted students at equal latency" in report and "| L2-H384-A12-F384 |" in report

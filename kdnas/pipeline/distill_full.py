@@ -49,6 +49,27 @@ def pick_winner(ranking: list[dict], latency: pd.DataFrame, params: dict) -> dic
     return max(rescored, key=lambda r: (r["final_reward"], -r["latency_ms"], r["arch"]))
 
 
+def distill_arch(arch: Arch, teacher, train, params: dict, importance: dict | None, checkpoint, attn: str | None):
+    """Builds ``arch`` from ``teacher`` and distils it on ``train`` with the ``distill_full`` recipe: the one
+    recipe of the searched student and of the hand-crafted students it is compared with.
+
+    Returns:
+        (student with sdpa attention, the loss, the training history).
+    """
+    task, cfg = task_of(params), params["distill_full"]
+    student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"], importance=importance)
+    if attn:
+        student.config._attn_implementation = attn
+    loss = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression,
+                      student_config=student.config, teacher_config=teacher.config)
+    history = train_model(student, train, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+                          seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
+                          warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}",
+                          checkpoint=checkpoint, compute=resolve_compute(params))
+    student.config._attn_implementation = "sdpa"
+    return student, loss, history
+
+
 def distill_full_stage(args, params: dict) -> str:
     return distill_winner(args, params, importance=inheritance_scores(params, args.proxy))
 
@@ -59,25 +80,15 @@ def distill_winner(args, params: dict, importance: dict | None) -> str:
     ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
     """
     task = task_of(params)
-    cfg = params["distill_full"]
     winner = pick_winner(read_json(args.ranking), pd.read_csv(args.latency), params)
     arch = Arch.from_key(winner["arch"])
     checkpoint = stage_checkpoint(f"distill_full/{task.name}", params, [args.teacher, args.transfer, args.ranking, args.latency])
     compute = resolve_compute(params)
     seed_everything(params["seed"])
-    attn = attention_implementation(cfg, task.is_regression)
+    attn = attention_implementation(params["distill_full"], task.is_regression)
     teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn, compute=compute)
     train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
-    student = build_student(teacher, arch, init=params["space"]["init"], seed=params["seed"], importance=importance)
-    if attn:
-        student.config._attn_implementation = attn
-    loss = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=task.is_regression,
-                      student_config=student.config, teacher_config=teacher.config)
-    history = train_model(student, train, loss, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
-                          seed=params["seed"], weight_decay=cfg.get("weight_decay", 0.01),
-                          warmup_ratio=cfg.get("warmup_ratio", 0.0), teacher=teacher, desc=f"distill {arch.key}",
-                          checkpoint=checkpoint, compute=compute)
-    student.config._attn_implementation = "sdpa"
+    student, loss, history = distill_arch(arch, teacher, train, params, importance, checkpoint, attn)
     with atomic_path(args.model) as tmp:
         save_model(student, tokenizer, tmp)
     write_json(args.summary, {"winner": winner, "arch": arch.to_dict(), "params": count_parameters(student),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from kdnas.baselines import saved_baselines
+from kdnas.front import margin_line, task_comparison
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.metrics import percent_of_teacher
 from kdnas.scoring import score_models
@@ -12,10 +14,13 @@ from kdnas.tasks import task_of
 
 def evaluate_stage(args, params: dict) -> str:
     task = task_of(params)
-    scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student})
+    baselines = saved_baselines(args.baselines)
+    scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student, **baselines})
     summary = read_json(args.summary)
     latency = pd.read_csv(args.latency)
     arch = summary["winner"]["arch"]
+    hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), latency, arch, list(baselines),
+                                   params["seed"])
     speedups = {("" if row.backend == "eager" else f"{row.backend}_") + f"bs{row.batch_size}": round(row.speedup, 3)
                 for row in latency.itertuples() if row.model == arch}
     main = task.main_metric
@@ -23,13 +28,15 @@ def evaluate_stage(args, params: dict) -> str:
                "student": scores["student"],
                "percent_of_teacher": percent_of_teacher(scores["student"][main], scores["teacher"][main]),
                "param_ratio": scores["teacher"]["params"] / scores["student"]["params"], "speedup": speedups,
-               "dev_examples": len(dev)}
+               "dev_examples": len(dev), "baselines": {name: scores[name] for name in baselines},
+               "hand_crafted": hand_crafted}
     write_json(args.metrics, metrics)
     with atomic_path(args.predictions) as tmp:
-        pd.DataFrame({"label": dev["label"], "teacher": preds["teacher"], "student": preds["student"]}).to_csv(tmp, index=False)
+        pd.DataFrame({"label": dev["label"], **preds}).to_csv(tmp, index=False)
     rows = [{"model": name, "metric": m, "value": v} for name in ("teacher", "student")
             for m, v in scores[name].items() if m != "params"]
     with atomic_path(args.comparison) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     return (f"wrote {args.metrics}: student {arch} {main} {scores['student'][main]:.4f} vs teacher "
-            f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%), speed-up {speedups}")
+            f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%), speed-up {speedups}"
+            f"{margin_line(hand_crafted['margins'])}")

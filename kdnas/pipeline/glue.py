@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdnas.front import glue_comparison, margin_line
 from kdnas.glue import glue_table
 from kdnas.glue_params import glue_tasks, task_runs
 from kdnas.io import atomic_path, read_json, write_json, write_text
@@ -30,8 +31,11 @@ def glue_stage(args, params: dict) -> str:
     speedup = {("" if r.backend == "eager" else f"{r.backend}_") + f"bs{r.batch_size}": round(r.speedup, 3)
                for r in latency.itertuples() if r.model == arch}
     search = results[params["task"]]
+    hand_crafted = {"tasks": {task: (r.get("hand_crafted") or {}).get("margins", {}) for task, r in results.items()},
+                    "glue": glue_comparison(results, tasks, latency, arch)}
     write_json(args.metrics, {"arch": arch, "search_task": params["task"], **table, "speedup": speedup,
-                              "teacher_params": search["teacher"]["params"], "student_params": search["student"]["params"]})
+                              "teacher_params": search["teacher"]["params"], "student_params": search["student"]["params"],
+                              "hand_crafted": hand_crafted})
     rows = [{"task": task, "model": model, "score": row[model]} for task, row in table["tasks"].items()
             for model in ("teacher", "student")]
     with atomic_path(args.plot) as tmp:
@@ -41,6 +45,8 @@ def glue_stage(args, params: dict) -> str:
         tmp.mkdir()
         pareto_plot(trials, arch, Path(tmp) / "pareto.png", search["main_metric"])
         glue_plot(table, Path(tmp) / "glue.png")
-        write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials, params, tasks))
+        write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials, params, tasks,
+                                                                   hand_crafted))
     return (f"wrote {args.metrics} and {args.report}: GLUE score student {100 * table['student']:.1f} vs teachers "
-            f"{100 * table['teacher']:.1f} ({table['percent_of_teacher']:.1f}%) on {', '.join(table['tasks'])}")
+            f"{100 * table['teacher']:.1f} ({table['percent_of_teacher']:.1f}%) on {', '.join(table['tasks'])}"
+            f"{margin_line(hand_crafted['glue']['margins'])}")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import pandas as pd
 
 from kdnas.glue_params import task_params
-from kdnas.io import atomic_path, write_json
+from kdnas.baselines import saved_baselines
+from kdnas.front import margin_line, task_comparison
+from kdnas.io import atomic_path, read_json, write_json
 from kdnas.metrics import percent_of_teacher
 from kdnas.scoring import score_models
 from kdnas.tasks import task_of
@@ -18,14 +20,20 @@ from kdnas.tasks import task_of
 def glue_evaluate_stage(args, params: dict) -> str:
     params = task_params(params, args.task)
     task = task_of(params)
-    scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student})
+    baselines = saved_baselines(args.baselines)
+    scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student, **baselines})
+    arch = read_json(args.summary)["winner"]["arch"]
+    hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), pd.read_csv(args.latency), arch,
+                                   list(baselines), params["seed"])
     main = task.main_metric
     metrics = {"task": task.name, "main_metric": main, "teacher": scores["teacher"], "student": scores["student"],
                "percent_of_teacher": percent_of_teacher(scores["student"][main], scores["teacher"][main]),
-               "dev_examples": len(dev)}
+               "dev_examples": len(dev), "baselines": {name: scores[name] for name in baselines},
+               "hand_crafted": hand_crafted}
     write_json(args.metrics, metrics)
     with atomic_path(args.predictions) as tmp:
-        pd.DataFrame({"label": dev["label"], "teacher": preds["teacher"], "student": preds["student"]}).to_csv(tmp, index=False)
+        pd.DataFrame({"label": dev["label"], **preds}).to_csv(tmp, index=False)
     return (f"{task.name}: wrote {args.metrics}: student {main} {scores['student'][main]:.4f} vs teacher "
-            f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%) on {len(dev)} dev rows")
+            f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%) on {len(dev)} dev rows"
+            f"{margin_line(hand_crafted['margins'])}")
 

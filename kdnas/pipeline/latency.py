@@ -1,4 +1,4 @@
-"""Stage 5: careful latency of the teacher and every ranked candidate."""
+"""Stage 5: careful latency of the teacher, every ranked candidate and the hand-crafted students."""
 from __future__ import annotations
 
 import tempfile
@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.arch import Arch
+from kdnas.baselines import hand_crafted_archs
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency import check_device, hardware_identity, measure_interleaved
 from kdnas.pipeline.common import load_teacher
@@ -71,7 +72,10 @@ def latency_stage(args, params: dict) -> str:
         require_onnxruntime(f"latency backend {ort_backends[0]!r}")
     ranking = read_json(args.ranking)
     teacher, _ = load_teacher(args.teacher)
-    table = latency_table(teacher, [Arch.from_key(r["arch"]) for r in ranking], cfg, params["space"]["init"])
+    candidates = [Arch.from_key(r["arch"]) for r in ranking]
+    # the hand-crafted students are timed in the same interleaved run, so margins compare like with like
+    baselines = [arch for arch in hand_crafted_archs(teacher.config, params["baselines"]) if arch not in candidates]
+    table = latency_table(teacher, candidates + baselines, cfg, params["space"]["init"])
     hardware = hardware_identity(cfg["threads"])
     for key, value in hardware.items():
         table[f"hw_{key}"] = value
@@ -82,4 +86,4 @@ def latency_stage(args, params: dict) -> str:
     teacher_ms = {f"{row.backend}_bs{row.batch_size}": round(row.median_ms, 2) for row in table.itertuples()
                   if row.model == "teacher"}
     write_json(args.metrics, {"teacher_ms": teacher_ms, "speedup": speedups, "hardware": hardware})
-    return f"wrote {args.table} and {args.metrics}: teacher + {len(ranking)} candidates at batch sizes {cfg['batch_sizes']}"
+    return f"wrote {args.table} and {args.metrics}: teacher + {len(ranking)} candidates + {len(baselines)} hand-crafted students at batch sizes {cfg['batch_sizes']}"

@@ -74,6 +74,27 @@ rule glue_distill:
         " --searched {input.searched} --model {output.model} --summary {output.summary} --log {log}"
 
 
+rule glue_baselines:
+    input:
+        script="stages/glue_baselines.py",
+        code=stage_code("glue_baselines"),
+        teacher=rules.glue_teacher.output.model,
+        transfer=rules.glue_transfer.output.out,
+    output:
+        models=directory("results/glue/{task}/baselines/models"),
+        summary="results/glue/{task}/baselines/summary.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=task_block("seed", "compute", "custom_tasks", "data.max_length", "space.init", "distill_full", "baselines"),
+    log:
+        f"{LOGS}/glue_baselines/{{task}}.log",
+    message:
+        "Distilling the {wildcards.task} hand-crafted students"
+    shell:
+        "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
+        " --transfer {input.transfer} --models {output.models} --summary {output.summary} --log {log}"
+
+
 rule glue_evaluate:
     input:
         script="stages/glue_evaluate.py",
@@ -81,6 +102,9 @@ rule glue_evaluate:
         data=fanout_task_data,
         teacher=rules.glue_teacher.output.model,
         student=rules.glue_distill.output.model,
+        baselines=rules.glue_baselines.output.models,
+        summary=rules.glue_distill.output.summary,
+        latency=rules.latency.output.table,
     output:
         predictions="results/glue/{task}/predictions.csv",
         metrics="metrics/glue/{task}/evaluate.json",
@@ -93,7 +117,8 @@ rule glue_evaluate:
         "Scoring the {wildcards.task} teacher and student"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task} --teacher {input.teacher}"
-        " --student {input.student} --metrics {output.metrics} --predictions {output.predictions} --log {log}"
+        " --student {input.student} --baselines {input.baselines} --summary {input.summary} --latency {input.latency}"
+        " --metrics {output.metrics} --predictions {output.predictions} --log {log}"
 
 
 # The GLUE table of the search task and every glue task, and the report.
@@ -113,7 +138,7 @@ rule glue:
     params:
         params_file=PARAMS_FILE,
         tracked=block("seed", "task", "custom_tasks", "data", "teacher", "transfer", "proxy", "space", "latency_profile", "search",
-                      "distill_topk", "latency", "distill_full", "evaluate", "glue"),
+                      "distill_topk", "latency", "distill_full", "evaluate", "baselines", "glue"),
     log:
         f"{LOGS}/glue.log",
     message:

@@ -65,7 +65,7 @@ rule latency:
         metrics="metrics/latency.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("space.init", "latency"),
+        tracked=block("space.init", "latency", "baselines"),
     log:
         f"{LOGS}/latency.log",
     message:

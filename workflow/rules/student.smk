@@ -25,6 +25,30 @@ rule distill_full:
         " --model {output.model} --summary {output.summary} --log {log}"
 
 
+# The students a practitioner would pick by hand, distilled exactly as the winner is (evaluate compares them).
+rule baselines:
+    input:
+        script="stages/baselines.py",
+        code=stage_code("baselines"),
+        teacher=rules.teacher.output.model,
+        transfer=rules.transfer.output.out,
+        proxy=rules.proxy.output.out,
+    output:
+        models=directory("results/baselines/models"),
+        summary="results/baselines/summary.json",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space.init", "space.importance",
+                      "distill_full", "baselines"),
+    log:
+        f"{LOGS}/baselines.log",
+    message:
+        "Distilling the hand-crafted students"
+    shell:
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher}"
+        " --transfer {input.transfer} --proxy {input.proxy} --models {output.models} --summary {output.summary} --log {log}"
+
+
 # Stage 7: GLUE metrics and speed-ups on the search task (the glue rule writes the report).
 rule evaluate:
     input:
@@ -33,6 +57,7 @@ rule evaluate:
         data=search_task_data("dev"),
         teacher=rules.teacher.output.model,
         student=rules.distill_full.output.model,
+        baselines=rules.baselines.output.models,
         summary=rules.distill_full.output.summary,
         latency=rules.latency.output.table,
     output:
@@ -48,5 +73,5 @@ rule evaluate:
         "Evaluating teacher and student"
     shell:
         "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --student {input.student}"
-        " --summary {input.summary} --latency {input.latency}"
+        " --baselines {input.baselines} --summary {input.summary} --latency {input.latency}"
         " --metrics {output.metrics} --predictions {output.predictions} --comparison {output.comparison} --log {log}"

@@ -1,0 +1,11 @@
+"""GLUE fan-out, per task: the hand-crafted students distilled from that task's teacher (see
+:mod:`kdnas.pipeline.baselines`)."""
+from __future__ import annotations
+
+from kdnas.glue_params import task_params
+from kdnas.pipeline.baselines import distill_baselines
+
+
+def glue_baselines_stage(args, params: dict) -> str:
+    """Inheriting by magnitude, as the task's searched student does (see glue_distill)."""
+    return f"{args.task}: " + distill_baselines(args, task_params(params, args.task), importance=None)
