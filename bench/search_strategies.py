@@ -23,7 +23,7 @@ import yaml
 
 from kdnas.search.pareto import hypervolume
 from kdnas.search.registry import build_strategy
-from kdnas.search.reward import reward
+from kdnas.search.reward import objective
 from kdnas.search.space import SearchSpace
 
 STRATEGIES = ["random", "evolution", "trbo", "kdnas"]
@@ -67,14 +67,13 @@ def run_strategy(name: str, seed: int, table: pd.DataFrame, space: SearchSpace, 
     lookup = table.set_index("arch")
     rw = params["search"]["reward"]
     teacher_ms = float(table["teacher_latency_ms"].median())
-    target = teacher_ms / rw["target_speedup"]
     strategy = build_strategy(name, space, seed=seed, **kwargs)
     rows, overhead = [], 0.0
     for step in range(1, budget + 1):
         start = time.perf_counter()
         arch = strategy.ask(1)[0]
         row = lookup.loc[arch.key]
-        value = reward(max(row["score"], 0), row["latency_ms"], target, rw["alpha"], rw["beta"])
+        value = objective(row["score"], row["latency_ms"], teacher_ms, rw)
         strategy.tell(arch, value)
         overhead += time.perf_counter() - start
         rows.append({"strategy": name, "seed": seed, "step": step, "arch": arch.key, "reward": value,
@@ -103,8 +102,8 @@ def main() -> None:
     space = SearchSpace.from_params(params["space"], max_head_size=teacher["hidden_size"] // teacher["num_attention_heads"])
     if {a.key for a in space.archs} != set(table.arch):
         raise SystemExit("bench/out/space_table.csv was built for another space: delete it to rebuild")
-    best_possible = max(reward(max(r.score, 0), r.latency_ms, r.teacher_latency_ms / params["search"]["reward"]["target_speedup"],
-                               params["search"]["reward"]["alpha"], params["search"]["reward"]["beta"]) for r in table.itertuples())
+    best_possible = max(objective(r.score, r.latency_ms, r.teacher_latency_ms, params["search"]["reward"])
+                        for r in table.itertuples())
     kwargs = {s: {} for s in STRATEGIES}
     kwargs["kdnas"] = params["search"].get("strategy_kwargs", {}) if params["search"]["strategy"] == "kdnas" else {}
     runs = pd.concat([run_strategy(s, seed, table, space, params, args.budget, kwargs[s])

@@ -1,7 +1,7 @@
 """The students a practitioner picks without search: the teacher's layers dropped uniformly, at full width,
 and the same depths with the feed-forward layers trimmed. Each is built from the teacher the way the searched
 student is (``space.init``: uniformly spaced layers that keep the last, FFN neurons by importance; see
-:mod:`kdnas.students`) and distilled with exactly its recipe (:func:`kdnas.pipeline.distill_full.distill_arch`),
+:mod:`kdnas.students`) and distilled with exactly its recipe (:func:`kdnas.recipe.distill_arch`),
 so :mod:`kdnas.front` can compare the two at equal latency.
 
 ``baselines.keep_every: [2, 3]`` keeps every other and every third layer (6 -> 3 and 2 layers);

@@ -18,21 +18,14 @@ import math
 import zlib
 
 import numpy as np
-import pandas as pd
 
 from kdnas.errors import KdnasError
 from kdnas.glue import task_score
+from kdnas.latency_table import LatencyTable
 from kdnas.metrics import metrics_from_predictions
 from kdnas.tasks import Task
 
 BOOTSTRAP_REPLICATES = 1000
-
-
-def eager_latencies(latency: pd.DataFrame) -> dict[int, dict[str, float]]:
-    """batch size -> model -> median ms, PyTorch eager (the runtime the margins are stated at)."""
-    eager = latency[latency["backend"] == "eager"] if "backend" in latency else latency
-    return {int(size): dict(zip(rows["model"], rows["median_ms"].astype(float)))
-            for size, rows in eager.groupby("batch_size")}
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
@@ -91,7 +84,7 @@ def standard_error(covariance: dict, coefficients: dict[str, float]) -> float:
     return float(math.sqrt(max(float(c @ np.asarray(covariance["matrix"]) @ c), 0.0)))
 
 
-def compare(scores: dict[str, float], latency: pd.DataFrame, student_arch: str, baselines: list[str],
+def compare(scores: dict[str, float], latency: LatencyTable, student_arch: str, baselines: list[str],
             covariance: dict | None = None, covariances: list[dict] | None = None) -> dict:
     """The searched student (``scores["student"]``) against the hand-crafted front, at each eager batch size.
 
@@ -110,7 +103,7 @@ def compare(scores: dict[str, float], latency: pd.DataFrame, student_arch: str, 
         return {}
     covariances = covariances if covariances is not None else [covariance]
     out = {}
-    for size, ms in sorted(eager_latencies(latency).items()):
+    for size, ms in sorted(latency.medians("eager").items()):
         missing = [arch for arch in [student_arch, *baselines] if arch not in ms]
         if missing:
             raise KdnasError(f"no eager latency at batch {size} for {', '.join(missing)}: rerun the latency stage")
@@ -132,7 +125,7 @@ def task_scores(task: Task, metrics: dict[str, dict]) -> dict[str, float]:
 
 
 def task_comparison(task: Task, metrics: dict[str, dict], preds: dict[str, np.ndarray], labels: np.ndarray,
-                    latency: pd.DataFrame, student_arch: str, baselines: list[str], seed: int) -> dict:
+                    latency: LatencyTable, student_arch: str, baselines: list[str], seed: int) -> dict:
     """One task's comparison (evaluate, glue_evaluate): the baselines' scores, the student's margins at each
     eager batch size, and the bootstrap covariance the GLUE stage combines over tasks."""
     if not baselines:
@@ -145,7 +138,7 @@ def task_comparison(task: Task, metrics: dict[str, dict], preds: dict[str, np.nd
             "bootstrap": covariance}
 
 
-def glue_comparison(results: dict[str, dict], tasks: dict[str, Task], latency: pd.DataFrame, student_arch: str) -> dict:
+def glue_comparison(results: dict[str, dict], tasks: dict[str, Task], latency: LatencyTable, student_arch: str) -> dict:
     """The margin on the GLUE score (mean over the run's tasks) from each task's evaluate metrics.
 
     Returns:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.glue import official_metrics
+from kdnas.latency_table import LatencyTable
 from kdnas.tasks import Task
 
 NO_TEST = ("GLUE's test labels are hidden (the local GLUE folder has no labelled test split), so every "
@@ -59,8 +60,8 @@ def _share(value: float) -> str:
     return "n/a" if value != value else f"{value:.1f}%"  # NaN: the teacher scored 0
 
 
-def _speedups(latency: pd.DataFrame, arch: str) -> str:
-    rows = latency[latency["model"] == arch]
+def _speedups(latency: LatencyTable, arch: str) -> str:
+    rows = latency.frame[latency.frame["model"] == arch]
     return ", ".join(f"{r.speedup:.1f}x ({r.backend}, batch {r.batch_size})" for r in rows.itertuples())
 
 
@@ -100,7 +101,7 @@ def _margin(m: dict | None) -> str:
     return f"{100 * m['margin']:+.1f} +/- {100 * m['se']:.1f}{flag}"
 
 
-def hand_crafted_section(comparison: dict, results: dict, latency: pd.DataFrame, arch: str) -> list[str]:
+def hand_crafted_section(comparison: dict, results: dict, latency: LatencyTable, arch: str) -> list[str]:
     """The searched student's margin over the hand-crafted front, per task and on the GLUE score."""
     glue = comparison["glue"]
     if not glue["scores"]:
@@ -120,7 +121,7 @@ def hand_crafted_section(comparison: dict, results: dict, latency: pd.DataFrame,
         lines.append(f"| {task} | {100 * student:.1f} | " + " | ".join(
             f"{100 * margins[s]['front_score']:.1f} | {_margin(margins[s])}" if s in margins else "n/a | n/a"
             for s in sizes) + " |")
-    eager = latency[latency["backend"] == "eager"] if "backend" in latency else latency
+    eager = latency.frame[latency.frame["backend"] == "eager"]
     speedup = lambda model: ", ".join(f"{r.speedup:.2f}x (batch {r.batch_size})"  # noqa: E731
                                       for r in eager[eager["model"] == model].itertuples())
     lines += ["", "| student | speed-up (eager) | " + " | ".join(results) + " | GLUE score |",
@@ -141,7 +142,7 @@ def teachers_used_as_given(params: dict) -> list[str]:
     return [task for task, run in task_runs(params).items() if not run["teacher"].get("finetune", True)]
 
 
-def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: pd.DataFrame,
+def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: LatencyTable,
                     trials: pd.DataFrame, params: dict, tasks: dict[str, Task] | None = None,
                     hand_crafted: dict | None = None) -> str:
     import yaml
@@ -164,11 +165,11 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
     lines += ["", "## Latency (median of repeated runs, interleaved; each ONNX Runtime backend in a process of its own)", "",
               "| backend | model | batch | seq len | median ms | IQR ms | runs | speed-up | vs eager fp32 teacher |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for row in latency.itertuples():
+    for row in latency.frame.itertuples():
         vs_eager = getattr(row, "speedup_vs_eager", float("nan"))
         lines.append(f"| {row.backend} | {row.model} | {row.batch_size} | {row.seq_len} | {row.median_ms:.2f} | "
                      f"{row.iqr_ms:.2f} | {row.runs} | {row.speedup:.2f}x | {vs_eager:.2f}x |")
-    hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
+    hw = latency.hardware()
     lines += ["", "Hardware: " + ", ".join(f"{k} {v}" for k, v in hw.items()), "",
               "## Search", "", f"{len(trials)} trials on {search_task}; Pareto front in blue, chosen student starred.", "",
               "![Pareto](pareto.png)", "",

@@ -57,3 +57,13 @@ def test_stage_deps_cover_the_code_it_runs(stage):
                      and not any(str(f.relative_to(REPO)) == d or str(f.relative_to(REPO)).startswith(d.rstrip("/") + "/")
                                  for d in deps))
     assert not missing, f"{stage}: add to dvc.yaml deps: {missing}"
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_deps_list_no_code_the_stage_does_not_run(stage):
+    """An extra module would rerun the stage (and, through its outputs, what follows) on edits it never sees."""
+    spec = STAGES[stage].get("do", STAGES[stage])
+    files = {str(f.relative_to(REPO)) for f in kdnas_imports(REPO / "stages" / f"{stage}.py")}
+    extra = [dep for dep in spec["deps"] if dep.startswith("kdnas")
+             and not any(f == dep or f.startswith(dep.rstrip("/") + "/") for f in files)]
+    assert not extra, f"{stage}: dvc.yaml deps it never imports: {extra}"

@@ -11,6 +11,7 @@ from conftest import tiny_params, write_params
 from kdnas.arch import Arch
 from kdnas.baselines import describe, hand_crafted_archs
 from kdnas.errors import KdnasError
+from kdnas.latency_table import LatencyTable
 from kdnas.front import (bootstrap_covariance, compare, front_weights, glue_comparison, pareto_front,
                          standard_error)
 from kdnas.params import ParamsError, load_params, teacher_config
@@ -63,10 +64,10 @@ def test_the_front_is_interpolated_in_milliseconds_between_the_members_around_th
     assert front_weights(POINTS, 40.0) == ({"mid": 1.0}, "slower")
 
 
-def _latency(ms: dict[str, float], batch_sizes=(1, 32)) -> pd.DataFrame:
-    return pd.DataFrame([{"backend": backend, "model": model, "batch_size": size,
+def _latency(ms: dict[str, float], batch_sizes=(1, 32)) -> LatencyTable:
+    return LatencyTable(pd.DataFrame([{"backend": backend, "model": model, "batch_size": size,
                           "median_ms": value * size * (1 if backend == "eager" else 9)}
-                         for backend in ("eager", "onnxruntime") for size in batch_sizes for model, value in ms.items()])
+                         for backend in ("eager", "onnxruntime") for size in batch_sizes for model, value in ms.items()]))
 
 
 def test_the_margin_is_the_score_above_the_front_at_the_students_own_eager_latency():
@@ -119,3 +120,16 @@ def test_the_glue_margin_averages_tasks_and_adds_their_variances():
     bs1 = out["margins"]["bs1"]
     assert bs1["margin"] == pytest.approx(0.725 - (0.75 * 0.675 + 0.25 * 0.74))
     assert bs1["se"] == pytest.approx(math.sqrt(1e-4 + 4e-4) / 2)
+
+
+def test_the_latency_table_reads_medians_speedups_and_rows_per_runtime():
+    table = _latency({"teacher": 10.0, "L2": 4.0})
+    table.frame["speedup"] = table.frame.groupby(["backend", "batch_size"])["median_ms"].transform("max") / table.frame["median_ms"]
+    table.frame["seq_len"] = 64
+    assert table.medians() == {1: {"teacher": 10.0, "L2": 4.0}, 32: {"teacher": 320.0, "L2": 128.0}}
+    assert table.medians("onnxruntime")[1] == {"teacher": 90.0, "L2": 36.0}
+    assert table.nearest_batch_size(32) == 32 and table.nearest_batch_size(8) == 1 and table.nearest_batch_size(30) == 32
+    assert table.speedups("L2") == {"bs1": 2.5, "bs32": 2.5, "onnxruntime_bs1": 2.5, "onnxruntime_bs32": 2.5}
+    rows = table.versus_teacher("L2")
+    assert [(r["backend"], r["batch_size"], r["teacher_ms"], r["student_ms"]) for r in rows] == [
+        ("eager", 1, 10.0, 4.0), ("eager", 32, 320.0, 128.0), ("onnxruntime", 1, 90.0, 36.0), ("onnxruntime", 32, 2880.0, 1152.0)]

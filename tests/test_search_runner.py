@@ -111,6 +111,7 @@ def test_parallel_workers_give_the_serial_trials(setup, tmp_path):
 def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
     import pandas as pd
 
+    from kdnas.latency_table import LatencyTable
     from kdnas.pipeline.distill_full import pick_winner
 
     params = tiny_params()
@@ -118,12 +119,12 @@ def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
     params["search"]["latency"].update(batch_size=32, mode="predicted")
     ranking = [{"arch": "L2-H384-A12-F768", "score": 0.85}, {"arch": "L1-H384-A12-F384", "score": 0.84},
                {"arch": "L1-H384-A12-F1152", "score": 0.84}]
-    latency = pd.DataFrame([
+    latency = LatencyTable(pd.DataFrame([  # a table without a backend column: eager PyTorch
         {"model": "teacher", "batch_size": 32, "median_ms": 100.0, "speedup": 1.0},
         {"model": "L2-H384-A12-F768", "batch_size": 32, "median_ms": 80.0, "speedup": 1.25},  # slower than target
         {"model": "L1-H384-A12-F384", "batch_size": 32, "median_ms": 20.0, "speedup": 5.0},
         {"model": "L1-H384-A12-F1152", "batch_size": 32, "median_ms": 30.0, "speedup": 3.3},
-    ])
+    ]))
     winner = pick_winner(ranking, latency, params)
     # 0.85 x (80 / 50)^-1 = 0.53 loses to 0.84 on target; of the two at 0.84 the faster wins
     assert winner["arch"] == "L1-H384-A12-F384" and winner["final_reward"] == 0.84
@@ -132,6 +133,7 @@ def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
 def test_under_analytic_latency_the_winner_ignores_measured_times():
     import pandas as pd
 
+    from kdnas.latency_table import LatencyTable
     from kdnas.pipeline.distill_full import pick_winner
 
     params = tiny_params()
@@ -140,12 +142,12 @@ def test_under_analytic_latency_the_winner_ignores_measured_times():
     ranking = [{"arch": "L2-H384-A12-F768", "score": 0.85, "reward": 0.80, "search_latency_ms": 9.0},
                {"arch": "L1-H384-A12-F384", "score": 0.84, "reward": 0.82, "search_latency_ms": 1.9},
                {"arch": "L1-H384-A12-F1152", "score": 0.84, "reward": 0.82, "search_latency_ms": 3.1}]
-    latency = pd.DataFrame([  # measured: noise made the MAC-cheapest student look slowest
+    latency = LatencyTable(pd.DataFrame([  # measured: noise made the MAC-cheapest student look slowest
         {"model": "teacher", "batch_size": 32, "median_ms": 100.0, "speedup": 1.0},
         {"model": "L2-H384-A12-F768", "batch_size": 32, "median_ms": 20.0, "speedup": 5.0},
         {"model": "L1-H384-A12-F384", "batch_size": 32, "median_ms": 31.0, "speedup": 3.2},
         {"model": "L1-H384-A12-F1152", "batch_size": 32, "median_ms": 30.0, "speedup": 3.3},
-    ])
+    ]))
     winner = pick_winner(ranking, latency, params)
     assert winner["arch"] == "L1-H384-A12-F384" and winner["final_reward"] == 0.82
     assert winner["latency_ms"] == 31.0  # the measurement is still recorded

@@ -16,7 +16,7 @@ from kdnas.io import atomic_path, write_json
 from kdnas.losses import attention_implementation
 from kdnas.models import count_parameters, save_model
 from kdnas.pipeline.common import load_teacher, seed_everything
-from kdnas.pipeline.distill_full import distill_arch
+from kdnas.recipe import distill_arch
 from kdnas.tasks import task_of
 
 log = logging.getLogger(__name__)

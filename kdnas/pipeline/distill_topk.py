@@ -19,7 +19,7 @@ from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
 from kdnas.losses import attention_implementation
 from kdnas.pipeline.common import load_teacher, seed_everything
-from kdnas.search.reward import reward
+from kdnas.search.reward import objective
 from kdnas.tasks import task_of
 
 
@@ -81,8 +81,8 @@ def rank_candidates(rows: list[dict], rw: dict) -> list[dict]:
     """Rewards each distilled candidate (search latency, longer-distilled score) and ranks them."""
     ranking = []
     for row in rows:
-        target_ms = row["search_latency_ms"] * row["search_speedup"] / rw["target_speedup"]  # teacher_ms / target
-        value = reward(max(row["score"], 0.0), row["search_latency_ms"], target_ms, rw["alpha"], rw["beta"])
+        teacher_ms = row["search_latency_ms"] * row["search_speedup"]
+        value = objective(row["score"], row["search_latency_ms"], teacher_ms, rw)
         ranking.append({**row, "reward": value})
     ranking.sort(key=lambda r: (-r["reward"], r["arch"]))
     for rank, row in enumerate(ranking, start=1):

@@ -6,6 +6,7 @@ import pandas as pd
 
 from kdnas.baselines import saved_baselines
 from kdnas.front import margin_line, task_comparison
+from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.metrics import percent_of_teacher
 from kdnas.scoring import score_models
@@ -17,12 +18,11 @@ def evaluate_stage(args, params: dict) -> str:
     baselines = saved_baselines(args.baselines)
     scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student, **baselines})
     summary = read_json(args.summary)
-    latency = pd.read_csv(args.latency)
+    latency = LatencyTable.read(args.latency)
     arch = summary["winner"]["arch"]
     hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), latency, arch, list(baselines),
                                    params["seed"])
-    speedups = {("" if row.backend == "eager" else f"{row.backend}_") + f"bs{row.batch_size}": round(row.speedup, 3)
-                for row in latency.itertuples() if row.model == arch}
+    speedups = latency.speedups(arch)
     main = task.main_metric
     metrics = {"task": task.name, "main_metric": main, "arch": arch, "teacher": scores["teacher"],
                "student": scores["student"],

@@ -11,6 +11,7 @@ from kdnas.arch import Arch
 from kdnas.device import resolve_compute
 from kdnas.export import label_config, model_card, onnx_with_parity
 from kdnas.glue_params import glue_tasks, task_params
+from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.models import save_model
 from kdnas.pipeline.common import load_teacher, task_split
@@ -20,20 +21,6 @@ from kdnas.tasks import Task, task_of
 PARITY_ROWS = 32
 SCORING_BATCH = 64  # rows per ONNX Runtime call when scoring int8 against fp32 (fixed: results must not follow
                     # evaluate.batch_size, which export does not track)
-
-
-def _latency_rows(latency: pd.DataFrame, arch: str) -> list[dict]:
-    rows = []
-    for (backend, batch), group in latency.groupby(["backend", "batch_size"], sort=True):
-        by_model = group.set_index("model")
-        if arch in by_model.index and "teacher" in by_model.index:
-            rows.append({"backend": backend, "batch_size": int(batch), "seq_len": int(by_model.loc[arch, "seq_len"]),
-                         "teacher_ms": float(by_model.loc["teacher", "median_ms"]),
-                         "student_ms": float(by_model.loc[arch, "median_ms"]),
-                         "speedup": float(by_model.loc[arch, "speedup"]),
-                         "speedup_vs_eager": float(by_model.loc[arch, "speedup_vs_eager"])
-                         if "speedup_vs_eager" in by_model else None})
-    return rows
 
 
 def _sources(args, params: dict) -> dict:
@@ -86,7 +73,7 @@ def int8_student(task: Task, run: dict, tokenizer, folder: Path, dev: pd.DataFra
     return best
 
 
-def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFrame, out: Path) -> dict:
+def export_one(task_name: str, sources: tuple, params: dict, latency: LatencyTable, out: Path) -> dict:
     student_dir, summary_path, metrics_path, teacher_metrics_path = sources
     run = params if task_name == params["task"] else task_params(params, task_name)
     task = task_of(run)
@@ -101,7 +88,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
                             params["latency"]["threads"], resolve_compute(params).device)
     int8 = int8_student(task, run, tokenizer, out, dev, run["export"], params["latency"]["threads"])
     arch = Arch.from_dict(summary["arch"])
-    hw = {c[3:]: latency[c].iloc[0] for c in latency.columns if c.startswith("hw_")}
+    hw = latency.hardware()
     info = {"task": task_name, "arch": arch.key, "search_task": params["task"],
             "arch_dims": f"{arch.layers} layer{'s' * (arch.layers > 1)}, hidden {arch.hidden}, {arch.heads} heads, "
                          f"FFN {arch.ffn}", "source": task.source, "is_glue": task.is_glue, "official": task.official,
@@ -114,7 +101,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: pd.DataFra
             "student_train_rows": summary["train_examples"], "max_length": run["data"]["max_length"],
             "dev_rows": teacher_metrics["dev_examples"],
             "teacher": metrics["teacher"], "student": metrics["student"],
-            "latency": _latency_rows(latency, arch.key), "hardware": ", ".join(f"{k} {v}" for k, v in hw.items()),
+            "latency": latency.versus_teacher(arch.key), "hardware": ", ".join(f"{k} {v}" for k, v in hw.items()),
             "onnx_max_abs_diff": diff, "parity_rows": len(parity), "pair": len(task.text_columns) == 2,
             "regression": task.is_regression, "int8": _int8_summary(int8),
             "params": {key: run[key] for key in ("seed", "task", "data", "teacher", "transfer", "space", "distill_full")}}
@@ -137,7 +124,7 @@ def export_stage(args, params: dict) -> str:
     from kdnas.onnx_runtime import require_onnxruntime
 
     require_onnxruntime("export (ONNX with a parity check, and the int8 model)")  # before any work
-    latency = pd.read_csv(args.latency)
+    latency = LatencyTable.read(args.latency)
     done = {}
     with atomic_path(args.out) as tmp:
         tmp.mkdir()

@@ -9,6 +9,7 @@ import pandas as pd
 from kdnas.front import glue_comparison, margin_line
 from kdnas.glue import glue_table
 from kdnas.glue_params import glue_tasks, task_runs
+from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json, write_text
 from kdnas.report import glue_plot, markdown_report, pareto_plot
 from kdnas.tasks import task_of
@@ -27,9 +28,8 @@ def glue_stage(args, params: dict) -> str:
     tasks = {name: task_of(run) for name, run in task_runs(params).items()}
     table = glue_table({task: {"teacher": r["teacher"], "student": r["student"]} for task, r in results.items()}, tasks)
     arch = read_json(args.summary)["winner"]["arch"]
-    latency = pd.read_csv(args.latency)
-    speedup = {("" if r.backend == "eager" else f"{r.backend}_") + f"bs{r.batch_size}": round(r.speedup, 3)
-               for r in latency.itertuples() if r.model == arch}
+    latency = LatencyTable.read(args.latency)
+    speedup = latency.speedups(arch)
     search = results[params["task"]]
     hand_crafted = {"tasks": {task: (r.get("hand_crafted") or {}).get("margins", {}) for task, r in results.items()},
                     "glue": glue_comparison(results, tasks, latency, arch)}

@@ -11,6 +11,7 @@ import pandas as pd
 from kdnas.glue_params import task_params
 from kdnas.baselines import saved_baselines
 from kdnas.front import margin_line, task_comparison
+from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.metrics import percent_of_teacher
 from kdnas.scoring import score_models
@@ -23,7 +24,7 @@ def glue_evaluate_stage(args, params: dict) -> str:
     baselines = saved_baselines(args.baselines)
     scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student, **baselines})
     arch = read_json(args.summary)["winner"]["arch"]
-    hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), pd.read_csv(args.latency), arch,
+    hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), LatencyTable.read(args.latency), arch,
                                    list(baselines), params["seed"])
     main = task.main_metric
     metrics = {"task": task.name, "main_metric": main, "teacher": scores["teacher"], "student": scores["student"],

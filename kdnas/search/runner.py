@@ -20,7 +20,7 @@ from kdnas.io import read_json, write_json, write_text
 from kdnas.latency import measure_interleaved
 from kdnas.latency_model import LatencyPredictor, analytic_ms
 from kdnas.search.registry import build_strategy
-from kdnas.search.reward import reward
+from kdnas.search.reward import objective
 from kdnas.search.space import SearchSpace
 from kdnas.students import build_student
 
@@ -164,7 +164,6 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     if state:
         strategy.load_state_dict(state["strategy"])
         log.info("resuming search: %d trials done", len(trials))
-    target_ms = teacher_ms / search["reward"]["target_speedup"]
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}
     round_left = [Arch.from_key(k) for k in (state or {}).get("round", [])]
@@ -184,8 +183,7 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
         for arch, result in zip(list(round_left), results):
             latency_ms = (_latency(build_student(teacher, arch, init=init), lat) if source == "measured"
                           else free_latency_ms(arch))  # the weights do not matter
-            value = reward(max(result["score"], 0.0), latency_ms, target_ms, search["reward"]["alpha"],
-                           search["reward"]["beta"])
+            value = objective(result["score"], latency_ms, teacher_ms, search["reward"])
             strategy.tell(arch, value)
             round_left.remove(arch)
             trial = {"trial": len(trials), "arch": arch.key, **arch.to_dict(), **result, "latency_ms": latency_ms,

@@ -9,7 +9,8 @@ rule latency_profile:
         metrics="metrics/latency_profile.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "space", "latency_profile", "search.latency", "latency.seq_len", "latency.threads"),
+        tracked=block("seed", "space.layers", "space.hidden", "space.heads", "space.ffn", "space.init", "latency_profile",
+                      "search.latency", "latency.seq_len", "latency.threads"),
     log:
         f"{LOGS}/latency_profile.log",
     message:
@@ -53,7 +54,8 @@ checkpoint search:
 include: "topk.smk"
 
 
-# Stage 5: careful latency of teacher and ranked candidates (a whole machine, so timings are not shared).
+# Stage 5: careful latency of teacher, ranked candidates and hand-crafted students (a whole machine, so timings
+# are not shared).
 rule latency:
     input:
         script="stages/latency.py",
