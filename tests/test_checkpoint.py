@@ -236,11 +236,13 @@ def test_baselines_stopped_after_one_student_keep_it_and_resume_to_the_uninterru
     args = ["--params", str(_params(tmp_path, every=3)), "--teacher", str(r / "teacher/model"), "--transfer",
             str(r / "transfer/logits.parquet"), "--proxy", str(r / "proxy"), "--models", "models", "--summary", "summary.json"]
     first = _start("baselines", args, tmp_path)
+    folder = tmp_path / "checkpoints" / "baselines" / "sst2"
     end = time.monotonic() + 300
-    while not list((tmp_path / "checkpoints" / "baselines" / "sst2").glob("*/done/L3-H384-A12-F384.json")):
-        assert first.poll() is None and time.monotonic() < end, "the first hand-crafted student never finished"
+    # the first student finished, the second one training (SIGTERM is handled at training step boundaries)
+    while not (list(folder.glob("*/done/L3-H384-A12-F384.json")) and list(folder.glob("*/L2-H384-A12-F384/train.pt"))):
+        assert first.poll() is None and time.monotonic() < end, "the second hand-crafted student never checkpointed"
         time.sleep(0.05)
-    first.send_signal(signal.SIGTERM)  # during the second student
+    first.send_signal(signal.SIGTERM)
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 143, stderr[-2000:]
     assert not (tmp_path / "models").exists()  # outputs appear whole or not at all

@@ -215,8 +215,8 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     params = with_local_glue(root, params)
     result = run(["snakemake", *LOCAL], root, timeout=1800)
     k, tasks = params["distill_topk"]["k"], len(params["glue"]["tasks"])
-    # 8 stages, the search checkpoint's k candidate jobs and their gather, 4 jobs per GLUE task, glue, export, all
-    jobs = 8 + k + 1 + 4 * tasks + 3
+    # 9 stages, the search checkpoint's k candidate jobs and their gather, 5 jobs per GLUE task, glue, export, all
+    jobs = 9 + k + 1 + 5 * tasks + 3
     assert f"{jobs} of {jobs} steps (100%) done" in result.stdout + result.stderr
     produced, expected = _artifacts(root), _artifacts(dvc_run)
     assert produced == expected
@@ -291,10 +291,10 @@ def _without_clock(rows):
 
 
 def _adding_a_task_plans_only_its_jobs(root, run_params):
-    """A task added to glue.tasks plans its four jobs plus the gathering ones; a change to one task's entry
+    """A task added to glue.tasks plans its five jobs plus the gathering ones; a change to one task's entry
     replans only that task's jobs (tracked params are per wildcard)."""
     gathering = {"glue": 1, "export": 1, "all": 1}
-    per_task = {f"glue_{s}": 1 for s in ("teacher", "transfer", "distill", "evaluate")}
+    per_task = {f"glue_{s}": 1 for s in ("teacher", "transfer", "distill", "baselines", "evaluate")}
     params = json.loads(json.dumps(run_params))  # the params the run was made with
     shutil.copytree(GLUE_DIR / "RTE", root / "data/glue/RTE")
     params["glue"]["tasks"]["rte"] = {"data": {"train_size": 100}}
@@ -319,7 +319,7 @@ def _edited_code_and_data_rerun_what_reads_them(root):
     edits = {"kdnas/scoring.py": ({"evaluate": 1, "glue_evaluate": 1, **gathering}, b"# edited\n"),
              # the fan-out task's training file: its teacher and everything after it
              "data/glue/STS-B/train.tsv": ({"glue_teacher": 1, "glue_transfer": 1, "glue_distill": 1,
-                                            "glue_evaluate": 1, **gathering}, None)}
+                                            "glue_baselines": 1, "glue_evaluate": 1, **gathering}, None)}
     for name, (expected, extra) in edits.items():
         path = root / name
         original = path.read_bytes()
