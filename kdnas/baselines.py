@@ -16,6 +16,10 @@ from kdnas.errors import KdnasError
 from kdnas.students import inherited_layers
 
 
+def _family_order(arch: Arch) -> tuple[int, int]:
+    return -arch.layers, -arch.ffn  # deepest and widest first
+
+
 def hand_crafted_archs(teacher_config, cfg: dict) -> list[Arch]:
     """The family's architectures for this teacher, deepest and widest first, without repeats.
 
@@ -34,7 +38,7 @@ def hand_crafted_archs(teacher_config, cfg: dict) -> list[Arch]:
             arch = Arch(layers // every, hidden, heads, max(1, round(ffn * fraction)))
             if arch not in archs:
                 archs.append(arch)
-    return sorted(archs, key=lambda a: (-a.layers, -a.ffn))
+    return sorted(archs, key=_family_order)
 
 
 def describe(arch: Arch, teacher_config) -> dict:
@@ -45,5 +49,5 @@ def describe(arch: Arch, teacher_config) -> dict:
 
 def saved_baselines(folder) -> dict[str, str]:
     """architecture key -> model folder, for the hand-crafted students the baselines stage wrote."""
-    archs = sorted((Arch.from_key(p.name) for p in Path(folder).iterdir() if p.is_dir()), key=lambda a: (-a.layers, -a.ffn))
+    archs = sorted((Arch.from_key(p.name) for p in Path(folder).iterdir() if p.is_dir()), key=_family_order)
     return {arch.key: str(Path(folder) / arch.key) for arch in archs}

@@ -85,7 +85,7 @@ def standard_error(covariance: dict, coefficients: dict[str, float]) -> float:
 
 
 def compare(scores: dict[str, float], latency: LatencyTable, student_arch: str, baselines: list[str],
-            covariance: dict | None = None, covariances: list[dict] | None = None) -> dict:
+            covariances: list[dict]) -> dict:
     """The searched student (``scores["student"]``) against the hand-crafted front, at each eager batch size.
 
     Args:
@@ -93,7 +93,7 @@ def compare(scores: dict[str, float], latency: LatencyTable, student_arch: str, 
         latency: the latency table (the winner and the baselines measured in one run).
         student_arch: the student's architecture key (its row in ``latency``).
         baselines: the baselines' architecture keys.
-        covariance: one task's bootstrap covariance; or ``covariances``, one per task of a mean score (GLUE).
+        covariances: the bootstrap covariance of each task the score averages (one for a task's own score).
 
     Returns:
         {"bs<N>": {"margin", "se", "front_score", "student_score", "student_ms", "position", "neighbours",
@@ -101,7 +101,6 @@ def compare(scores: dict[str, float], latency: LatencyTable, student_arch: str, 
     """
     if not baselines:
         return {}
-    covariances = covariances if covariances is not None else [covariance]
     out = {}
     for size, ms in sorted(latency.medians("eager").items()):
         missing = [arch for arch in [student_arch, *baselines] if arch not in ms]
@@ -134,7 +133,7 @@ def task_comparison(task: Task, metrics: dict[str, dict], preds: dict[str, np.nd
     scores = task_scores(task, {name: metrics[name] for name in names})
     covariance = bootstrap_covariance(task, labels, {name: preds[name] for name in names}, seed)
     return {"scores": {arch: scores[arch] for arch in baselines},
-            "margins": compare(scores, latency, student_arch, baselines, covariance=covariance),
+            "margins": compare(scores, latency, student_arch, baselines, [covariance]),
             "bootstrap": covariance}
 
 
@@ -151,7 +150,7 @@ def glue_comparison(results: dict[str, dict], tasks: dict[str, Task], latency: L
     scores = {"student": float(np.mean([task_score(tasks[t], r["student"]) for t, r in results.items()]))}
     for arch in baselines:
         scores[arch] = float(np.mean([c["scores"][arch] for c in per_task]))
-    margins = compare(scores, latency, student_arch, baselines, covariances=[c["bootstrap"] for c in per_task])
+    margins = compare(scores, latency, student_arch, baselines, [c["bootstrap"] for c in per_task])
     return {"scores": {arch: scores[arch] for arch in baselines}, "margins": margins}
 
 

@@ -74,7 +74,7 @@ def test_the_margin_is_the_score_above_the_front_at_the_students_own_eager_laten
     scores = {"student": 0.85, "fast": 0.80, "mid": 0.86, "slow-good": 0.84, "dominated": 0.82}
     latency = _latency({"L9": 12.5, **{name: ms for name, (ms, _) in POINTS.items()}})
     covariance = {"models": list(scores), "matrix": np.diag([1e-4, 4e-4, 1e-4, 1e-4, 1e-4]).tolist()}
-    out = compare(scores, latency, "L9", list(POINTS), covariance=covariance)
+    out = compare(scores, latency, "L9", list(POINTS), [covariance])
     assert list(out) == ["bs1", "bs32"]  # eager only, every batch size
     for margin in out.values():
         assert margin["front_score"] == pytest.approx(0.75 * 0.80 + 0.25 * 0.86)
@@ -84,8 +84,8 @@ def test_the_margin_is_the_score_above_the_front_at_the_students_own_eager_laten
         assert margin["position"] == "inside" and margin["front"] == ["fast", "mid"]
     assert out["bs32"]["student_ms"] == pytest.approx(12.5 * 32)
     with pytest.raises(KdnasError, match="no eager latency at batch 1 for L8: rerun the latency stage"):
-        compare(scores, latency, "L8", list(POINTS), covariance=covariance)
-    assert compare(scores, latency, "L9", [], covariance=covariance) == {}
+        compare(scores, latency, "L8", list(POINTS), [covariance])
+    assert compare(scores, latency, "L9", [], [covariance]) == {}
 
 
 def test_paired_bootstrap_gives_the_binomial_and_paired_difference_errors():
