@@ -1,6 +1,7 @@
 """Examples with cached teacher logits, stored as parquet tables (one row per example)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,18 @@ import pandas as pd
 from kdnas.batching import Encoded, encode
 from kdnas.io import atomic_path
 from kdnas.state_cache import attach_states
+
+TEACHER_FINGERPRINT = "teacher_fingerprint"  # the key a proxy folder's states.json records it under
+
+
+def teacher_fingerprint(model_dir: str | Path) -> str:
+    """A short hash of a saved teacher's weights: a folder of cached logits records the teacher they came from."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.safetensors")) or sorted(Path(model_dir).glob("*.bin")):
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def write_logit_table(path: str | Path, frame: pd.DataFrame, logits: np.ndarray) -> None:

@@ -2,7 +2,7 @@
 
 The search runs once, on ``task``; every task in ``glue.tasks`` gets its own teacher and the searched
 student, trained with the same blocks as the search task unless ``glue.tasks.<task>`` overrides keys
-of ``data``, ``teacher``, ``transfer``, ``distill_full``, ``evaluate`` or ``export`` (one level deep: a list such
+of ``data``, ``teacher``, ``proxy`` (the multi-task search's proxy sets), ``transfer``, ``distill_full``, ``evaluate`` or ``export`` (one level deep: a list such
 as ``distill_full.losses`` is replaced whole).
 """
 from __future__ import annotations
@@ -11,12 +11,23 @@ import copy
 
 from kdnas.errors import KdnasError
 
-OVERRIDABLE = ("data", "teacher", "transfer", "distill_full", "evaluate", "export")
+OVERRIDABLE = ("data", "teacher", "proxy", "transfer", "distill_full", "evaluate", "export")
 
 
 def glue_tasks(params: dict) -> list[str]:
     """The fanned-out tasks, in params order (the search task is not among them)."""
     return list((params.get("glue") or {}).get("tasks") or {})
+
+
+def search_tasks(params: dict) -> list[str]:
+    """The tasks the search scores candidates on, the search task first."""
+    if params["search"].get("tasks", "search") == "all":
+        return [params["task"], *glue_tasks(params)]
+    return [params["task"]]
+
+
+def is_multi_task(params: dict) -> bool:
+    return len(search_tasks(params)) > 1
 
 
 def task_runs(params: dict) -> dict[str, dict]:

@@ -171,6 +171,7 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
         raise ParamsError(str(error)) from None
     _check_space_fits_teacher(params)
     _check_teachers_used_as_given(params)
+    _check_search_teachers_share_a_shape(params)
     compute = params["compute"]
     if compute["device"].startswith("cuda") or compute["precision"] in ("bf16", "fp16"):
         from kdnas.device import check_compute  # imports torch: only when a GPU or mixed precision is asked for
@@ -278,6 +279,23 @@ def _check_teachers_used_as_given(params: dict[str, Any]) -> None:
                                                     "(teacher.finetune: false)")
             except KdnasError as error:
                 raise ParamsError(f"params: {error}") from None
+
+
+def _check_search_teachers_share_a_shape(params: dict[str, Any]) -> None:
+    """``search.tasks: all`` builds each candidate from every task's teacher: they must have one shape."""
+    from kdnas.glue_params import search_tasks, task_params
+
+    shape_keys = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+    tasks = search_tasks(params)
+    main = teacher_config(params["teacher"]["backbone"])
+    for task in tasks[1:]:
+        backbone = task_params(params, task)["teacher"]["backbone"]
+        other = teacher_config(backbone) if backbone != params["teacher"]["backbone"] else main
+        if main and other and [main.get(k) for k in shape_keys] != [other.get(k) for k in shape_keys]:
+            raise ParamsError(f"params: glue.tasks.{task}.teacher.backbone = {backbone!r} has another shape than the "
+                              f"search task's teacher ({params['teacher']['backbone']!r}), but search.tasks = all "
+                              "builds every candidate from each task's teacher; use one backbone shape or "
+                              "search.tasks: search")
 
 
 def _check_space_fits_teacher(params: dict[str, Any]) -> None:

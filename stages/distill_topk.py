@@ -7,7 +7,9 @@ from kdnas.cli import run_stage, stage_parser
 
 parser = stage_parser("distill_topk", __doc__)
 parser.add_argument("--teacher", help="input: fine-tuned teacher (HF folder)")
-parser.add_argument("--proxy", help="input: proxy folder")
+parser.add_argument("--proxies", help="input: the folder of every task's proxy folder (<task>/)")
+parser.add_argument("--glue", help="the GLUE fan-out's folder, an input when search.tasks is all: its tasks' "
+                    "teachers (<task>/teacher/model)")
 parser.add_argument("--ranked", help="input: the search's trials ranked by reward (JSON)")
 parser.add_argument("--ranking", help="output: ranked candidates (JSON)")
 parser.add_argument("--arch", help="distil only this candidate (an architecture key) ...")
@@ -21,9 +23,10 @@ def _check_mode(args):
         needed = {"--ranking": args.ranking}
     elif args.arch or args.candidate:
         needed = {"--arch": args.arch, "--candidate": args.candidate, "--teacher": args.teacher,
-                  "--proxy": args.proxy, "--ranked": args.ranked}
+                  "--proxies": args.proxies, "--glue": args.glue, "--ranked": args.ranked}
     else:
-        needed = {"--teacher": args.teacher, "--proxy": args.proxy, "--ranked": args.ranked, "--ranking": args.ranking}
+        needed = {"--teacher": args.teacher, "--proxies": args.proxies, "--glue": args.glue, "--ranked": args.ranked,
+                  "--ranking": args.ranking}
     missing = [flag for flag, value in needed.items() if not value]
     if missing:
         parser.error(f"missing {', '.join(missing)}")

@@ -6,7 +6,10 @@ from kdnas.cli import run_stage, stage_parser
 
 parser = stage_parser("search", __doc__)
 parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
-parser.add_argument("--proxy", required=True, help="input: proxy folder from the proxy stage")
+parser.add_argument("--proxies", required=True, help="input: the folder of every task's proxy folder (<task>/, "
+                    "from the proxy and glue_proxy stages)")
+parser.add_argument("--glue", required=True, help="the GLUE fan-out's folder, an input when search.tasks is all: "
+                    "its tasks' teachers (<task>/teacher/model)")
 parser.add_argument("--latency-predictor", required=True,
                     help="input: latency predictor from latency_profile (used when search.latency.mode is predicted)")
 parser.add_argument("--trials", required=True, help="output: trial log (JSONL, resumable)")

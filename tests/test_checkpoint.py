@@ -210,7 +210,7 @@ def test_distill_full_stopped_by_sigterm_says_so_and_resumes_bit_identical(dvc_r
     r = dvc_run / "results"
     args = ["--params", str(params), "--teacher", str(r / "teacher/model"), "--transfer",
             str(r / "transfer/logits.parquet"), "--ranking", str(r / "distill_topk/ranking.json"),
-            "--latency", str(r / "latency/latency.csv"), "--proxy", str(r / "proxy"), "--model", "student",
+            "--latency", str(r / "latency/latency.csv"), "--proxy", str(r / "proxies" / "sst2"), "--model", "student",
             "--summary", "summary.json"]
     first = _start("distill_full", args, tmp_path)
     _wait_for_checkpoint(first, tmp_path / "checkpoints" / "distill_full" / "sst2")
@@ -234,7 +234,7 @@ def test_distill_full_stopped_by_sigterm_says_so_and_resumes_bit_identical(dvc_r
 def test_baselines_stopped_after_one_student_keep_it_and_resume_to_the_uninterrupted_models(dvc_run, tmp_path):
     r = dvc_run / "results"
     args = ["--params", str(_params(tmp_path, every=3)), "--teacher", str(r / "teacher/model"), "--transfer",
-            str(r / "transfer/logits.parquet"), "--proxy", str(r / "proxy"), "--models", "models", "--summary", "summary.json"]
+            str(r / "transfer/logits.parquet"), "--proxy", str(r / "proxies" / "sst2"), "--models", "models", "--summary", "summary.json"]
     first = _start("baselines", args, tmp_path)
     folder = tmp_path / "checkpoints" / "baselines" / "sst2"
     end = time.monotonic() + 300

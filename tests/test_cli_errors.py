@@ -162,7 +162,8 @@ def test_k_above_the_trials_the_search_produced_fails_before_loading_models(tmp_
     keep.write_text('{"kept": true}')
     (tmp_path / "none").mkdir()  # inputs that exist, but are never loaded
     args = ["--params", str(write_params(tmp_path / "params.yaml", params)), "--teacher", str(tmp_path / "none"),
-            "--proxy", str(tmp_path / "none"), "--ranked", str(ranked), "--ranking", str(keep)]
+            "--proxies", str(tmp_path / "none"), "--glue", str(tmp_path / "none"), "--ranked", str(ranked),
+            "--ranking", str(keep)]
     result = run(["python", str(REPO / "stages" / "distill_topk.py"), *args], tmp_path, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -196,12 +197,13 @@ def test_real_cli_prints_one_line_and_exits_2(tmp_path):
         "(cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) nor one of custom_tasks (none defined)"]
 
 
-@pytest.mark.parametrize("stage,flag", [("search", "--proxy"), ("distill_topk", "--ranked")])
+@pytest.mark.parametrize("stage,flag", [("search", "--proxies"), ("distill_topk", "--ranked")])
 def test_a_missing_stage_input_is_one_line_before_any_import(stage, flag, tmp_path):
     (tmp_path / "teacher").mkdir()
-    outputs = {"search": ["--latency-predictor", "p.json", "--trials", "t.jsonl", "--trials-csv", "t.csv",
+    outputs = {"search": ["--glue", "glue", "--latency-predictor", "p.json", "--trials", "t.jsonl",
+                          "--trials-csv", "t.csv",
                           "--ranked", "r.json", "--pareto", "p.csv", "--hypervolume", "h.csv", "--metrics", "m.json"],
-               "distill_topk": ["--proxy", "teacher", "--ranking", "ranking.json"]}[stage]
+               "distill_topk": ["--proxies", "teacher", "--glue", "teacher", "--ranking", "ranking.json"]}[stage]
     args = ["--params", str(write_params(tmp_path / "params.yaml", tiny_params())), "--teacher", "teacher",
             flag, "not/there", *outputs]
     start = time.perf_counter()

@@ -71,7 +71,7 @@ def test_push_clone_pull_gives_an_up_to_date_pipeline(dvc_run, tmp_path):
     for stage in ("transfer", "proxy"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in log
     for path in ("results/teacher/model/model.safetensors", "results/transfer/logits.parquet",
-                 "results/proxy/train.parquet"):
+                 "results/proxies/sst2/train.parquet"):
         assert _sha(colleague / path) == _sha(dvc_run / path), path
     print(f"push, clone, pull, status, repro and the run-cache restore: {time.perf_counter() - start:.1f} s")
 

@@ -21,6 +21,7 @@ from kdnas.batching import encode
 from kdnas.cache import load_encoded
 from kdnas.device import Compute
 from kdnas.pipeline.common import load_teacher, task_split
+from kdnas.proxy_tasks import ProxySet
 from kdnas.search.evaluator import SerialEvaluator
 from kdnas.tasks import get_task
 from kdnas.training import predict
@@ -110,10 +111,11 @@ def test_search_returns_each_candidates_gpu_memory_before_the_next(runs):
     params = _params("cuda", "fp32")
     compute = Compute(torch.device("cuda", 0), "fp32")
     teacher, tokenizer = load_teacher(root / "results" / "teacher" / "model", compute=compute)
-    proxy = Path(root / "results" / "proxy")
+    proxy = Path(root / "results" / "proxies" / "sst2")
     train, dev = (load_encoded(proxy / f"{split}.parquet", tokenizer, params["data"]["max_length"])
                   for split in ("train", "dev"))
-    evaluate = SerialEvaluator(params, teacher, get_task("sst2"), train, dev, compute=compute)
+    sets = [ProxySet("sst2", get_task("sst2"), params, teacher, train, dev, importance=None, teacher_score=1.0)]
+    evaluate = SerialEvaluator(params, sets, compute=compute)
     torch.cuda.synchronize()
     baseline = torch.cuda.memory_allocated()
     after = []

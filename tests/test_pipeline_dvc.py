@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 DECLARED = [
     "results/teacher/model/model.safetensors", "results/teacher/model/config.json",
     "results/teacher/model/tokenizer.json", "results/transfer/logits.parquet", "metrics/teacher.json",
-    "results/proxy/train.parquet", "results/proxy/dev.parquet",
+    "results/proxies/sst2/train.parquet", "results/proxies/sst2/dev.parquet", "results/proxies/stsb/train.parquet",
     "results/search/trials.jsonl", "results/search/trials.csv", "results/search/ranked.json",
     "results/latency_profile/predictor.json", "metrics/latency_profile.json", "results/search/pareto.csv", "results/search/hypervolume.csv", "metrics/search.json",
     "results/distill_topk/ranking.json", "results/latency/latency.csv", "metrics/latency.json",
@@ -33,7 +33,7 @@ DECLARED = [
     "results/baselines/summary.json", "results/baselines/models/L3-H384-A12-F384/model.safetensors",
     "results/glue/stsb/baselines/summary.json", "results/glue/stsb/baselines/models/L2-H384-A12-F384/model.safetensors",
 ]
-GLUE_STAGES = ["glue_teacher", "glue_transfer", "glue_distill", "glue_baselines", "glue_evaluate"]
+GLUE_STAGES = ["glue_teacher", "glue_transfer", "glue_proxy", "glue_distill", "glue_baselines", "glue_evaluate"]
 
 
 def test_every_stage_writes_its_declared_outputs(dvc_run):
@@ -46,6 +46,17 @@ def test_every_stage_writes_its_declared_outputs(dvc_run):
         assert f"{stage}: wrote" in log  # each stage's one-line summary
     for stage in GLUE_STAGES:
         assert f"Running stage '{stage}@stsb'" in log and f"{stage}: stsb: " in log
+
+
+def _teacher_proxy_dev_score(root, name: str) -> float:
+    """The task's teacher's main metric on its proxy-dev rows, from the logits the proxy stage cached."""
+    from kdnas.cache import read_logit_table
+    from kdnas.metrics import glue_metrics
+    from kdnas.tasks import get_task
+
+    frame, logits = read_logit_table(root / "results" / "proxies" / name / "dev.parquet")
+    task = get_task(name)
+    return glue_metrics(task, frame["label"].to_numpy(), logits)[task.main_metric]
 
 
 def test_search_outputs_are_consistent(dvc_run):
@@ -64,8 +75,14 @@ def test_search_outputs_are_consistent(dvc_run):
     # each trial's reward is the MnasNet reward of its own score and latency against the target
     rw = params["search"]["reward"]
     target_ms = summary["teacher_latency_ms"] / rw["target_speedup"]
+    # search.tasks: all: each task's proxy score relative to its teacher's on the same proxy-dev rows, averaged
+    teacher_scores = {name: _teacher_proxy_dev_score(dvc_run, name) for name in ("sst2", "stsb")}
+    assert summary["tasks"] == ["sst2", "stsb"]
     for trial in trials:
-        assert trial["score"] == trial["accuracy"]  # SST-2's main metric
+        assert trial["score_sst2"] == trial["accuracy"]  # SST-2's main metric, as the single-task search scores it
+        relative = {name: max(trial[f"score_{name}"], 0.0) / teacher_scores[name] for name in teacher_scores}
+        assert [trial[f"relative_{name}"] for name in relative] == pytest.approx(list(relative.values()))
+        assert trial["score"] == pytest.approx(sum(relative.values()) / 2)
         assert trial["reward"] == pytest.approx(reward(trial["score"], trial["latency_ms"], target_ms, rw["alpha"],
                                                        rw["beta"]))
         assert trial["speedup"] == pytest.approx(summary["teacher_latency_ms"] / trial["latency_ms"])
@@ -192,7 +209,7 @@ def test_stsb_runs_through_mse_teacher_mse_distillation_and_evaluation(dvc_run):
     # student's scores hardly move from its inherited head; the README's GLUE table has real budgets.)
 
 
-def test_adding_a_glue_task_adds_exactly_its_stages(dvc_run):
+def test_adding_a_glue_task_adds_its_stages_and_reruns_the_multi_task_search(dvc_run):
     path = dvc_run / "params.yaml"
     original = path.read_text()
     params = yaml.safe_load(original)
@@ -202,7 +219,8 @@ def test_adding_a_glue_task_adds_exactly_its_stages(dvc_run):
         changed = set(json.loads(run(["dvc", "status", "--json"], dvc_run).stdout))
     finally:
         path.write_text(original)
-    assert changed == {f"{stage}@rte" for stage in GLUE_STAGES} | {"glue", "export"}
+    # search.tasks: all scores candidates on every task: the search and distill_topk rerun, no other task's stages
+    assert changed == {f"{stage}@rte" for stage in GLUE_STAGES} | {"search", "distill_topk", "glue", "export"}
 
 
 def test_an_edited_data_file_reruns_the_stages_that_read_data(dvc_run):
@@ -219,7 +237,7 @@ def test_an_edited_data_file_reruns_the_stages_that_read_data(dvc_run):
     finally:
         path.write_bytes(original)
     assert expected == {"teacher", "transfer", "proxy", "evaluate", "export", "glue_teacher@stsb",
-                        "glue_transfer@stsb", "glue_evaluate@stsb"}
+                        "glue_transfer@stsb", "glue_proxy@stsb", "glue_evaluate@stsb"}
     assert changed == expected
     assert json.loads(run(["dvc", "status", "--json"], dvc_run).stdout) == {}  # restored: nothing to do
 
@@ -351,3 +369,25 @@ def test_hand_crafted_students_are_distilled_with_the_winners_recipe_and_compare
     assert first["student_score"] == pytest.approx(json.loads((dvc_run / "metrics/glue.json").read_text())["student"])
     report = (dvc_run / "report/README.md").read_text()
     assert "## Against hand-crafted students at equal latency" in report and "| L2-H384-A12-F384 |" in report
+
+
+def test_the_search_refuses_a_proxy_folder_cached_from_another_teacher(dvc_run, tmp_path):
+    """Each proxy folder records the teacher its logits came from; the search loads the fan-out teachers from
+    results/glue, so a folder cached from another teacher is refused in one line rather than mixed in."""
+    import shutil
+
+    from kdnas.device import CPU
+    from kdnas.errors import KdnasError
+    from kdnas.proxy_tasks import load_proxy_sets
+
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    proxies = tmp_path / "proxies"
+    shutil.copytree(dvc_run / "results" / "proxies", proxies)
+    paths = {"teacher": dvc_run / "results/teacher/model", "proxies": proxies, "glue": dvc_run / "results/glue"}
+    assert [s.name for s in load_proxy_sets(params, "search", compute=CPU, **paths)] == ["sst2", "stsb"]
+    states = json.loads((proxies / "stsb" / "states.json").read_text())
+    (proxies / "stsb" / "states.json").write_text(json.dumps({**states, "teacher_fingerprint": "0" * 16}))
+    with pytest.raises(KdnasError) as error:
+        load_proxy_sets(params, "search", compute=CPU, **paths)
+    assert str(error.value) == (f"{proxies / 'stsb'} holds the logits of another teacher than "
+                                f"{dvc_run / 'results/glue/stsb/teacher/model'}; rerun its proxy stage")

@@ -222,7 +222,7 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     assert produced == expected
     # deterministic stages give byte-identical artifacts under both engines
     for path in ("results/teacher/model/model.safetensors", "results/transfer/logits.parquet",
-                 "results/proxy/train.parquet", "results/proxy/dev.parquet", "metrics/teacher.json"):
+                 "results/proxies/sst2/train.parquet", "results/proxies/sst2/dev.parquet", "metrics/teacher.json"):
         assert _sha(root / path) == _sha(dvc_run / path), path
     # the fan-out (a job per candidate, then a gather) distils what DVC's one-process loop does, to the same
     # scores

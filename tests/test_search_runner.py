@@ -5,13 +5,14 @@ import json
 
 import pytest
 
-import kdnas.search.evaluator as evaluator
+import kdnas.proxy_tasks as proxy_tasks
 import kdnas.search.runner as runner
 from conftest import GLUE_DIR, tiny_params
 from kdnas.batching import encode
 from kdnas.data import load_glue_split, split_proxy
 from kdnas.cache import write_logit_table
 from kdnas.models import load_pretrained_for_task, save_model
+from kdnas.proxy_tasks import ProxySet
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.tasks import get_task
 from kdnas.training import predict
@@ -29,8 +30,8 @@ def setup():
         enc.teacher_logits = predict(teacher, enc)
         data.append(enc)
     params = tiny_params()
-    params["search"].update(candidates=4, strategy="kdnas", proposals_per_round=2, threads_per_candidate=1,
-                            strategy_kwargs={"episode_size": 2, "pool_factor": 2, "train_epochs": 20})
+    params["search"].update(tasks="search", candidates=4, strategy="kdnas", proposals_per_round=2,
+                            threads_per_candidate=1, strategy_kwargs={"episode_size": 2, "pool_factor": 2, "train_epochs": 20})
     params["space"].update(layers=[1, 2], hidden=[128, 192], heads=[4, 6], ffn=[384])
     params["search"]["latency"]["mode"] = "measured"  # timed per candidate, by the stand-in below
     return params, teacher, task, data, (teacher, tokenizer, train, dev)
@@ -45,7 +46,8 @@ def deterministic_latency(monkeypatch):
 def _run(setup, path, params=None):
     base, teacher, task, (train, dev), _ = setup
     params = params or base
-    return runner.run_search(params, teacher, task, path, SerialEvaluator(params, teacher, task, train, dev))[0]
+    sets = [ProxySet("sst2", task, params, teacher, train, dev, importance=None, teacher_score=1.0)]
+    return runner.run_search(params, teacher, task, path, SerialEvaluator(params, sets))[0]
 
 
 def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, monkeypatch):
@@ -53,7 +55,7 @@ def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, mo
     assert len(reference) == 4
 
     calls = []
-    original = evaluator.distill_candidate
+    original = proxy_tasks.distill_candidate
 
     def crash_on_third(*args, **kwargs):
         calls.append(args[1].key)
@@ -94,11 +96,12 @@ def test_parallel_workers_give_the_serial_trials(setup, tmp_path):
     params, teacher, task, (train, dev), (_, tokenizer, train_frame, dev_frame) = setup
     save_model(teacher, tokenizer, tmp_path / "teacher")
     for name, frame, enc in (("train", train_frame, train), ("dev", dev_frame, dev)):
-        write_logit_table(tmp_path / "proxy" / f"{name}.parquet", frame, enc.teacher_logits)
+        write_logit_table(tmp_path / "proxies" / "sst2" / f"{name}.parquet", frame, enc.teacher_logits)
     serial = _run(setup, tmp_path / "serial" / "trials.jsonl")
     parallel_params = json.loads(json.dumps(params))
     parallel_params["search"]["workers"] = 2
-    pool = ParallelEvaluator(parallel_params, tmp_path / "teacher", tmp_path / "proxy")
+    pool = ParallelEvaluator(parallel_params, {"teacher": tmp_path / "teacher", "proxies": tmp_path / "proxies",
+                                               "glue": tmp_path / "glue"})
     try:
         parallel = runner.run_search(parallel_params, teacher, task, tmp_path / "par" / "trials.jsonl", pool)[0]
     finally:
@@ -220,7 +223,7 @@ def test_search_stage_sigkilled_mid_run_resumes_to_the_uninterrupted_trials(dvc_
     r = dvc_run / "results"
     outs = tmp_path / "search"
     args = [sys.executable, str(REPO / "stages/search.py"), "--params", str(params_path), "--teacher",
-            str(r / "teacher/model"), "--proxy", str(r / "proxy"), "--latency-predictor",
+            str(r / "teacher/model"), "--proxies", str(r / "proxies"), "--glue", str(r / "glue"), "--latency-predictor",
             str(r / "latency_profile/predictor.json"), "--trials", str(outs / "trials.jsonl"), "--trials-csv",
             str(outs / "trials.csv"), "--ranked", str(outs / "ranked.json"), "--pareto", str(outs / "pareto.csv"),
             "--hypervolume", str(outs / "hypervolume.csv"), "--metrics", str(outs / "search.json")]

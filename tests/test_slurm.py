@@ -89,7 +89,7 @@ def test_search_and_topk_fan_out_run_as_slurm_jobs_through_the_profile_as_writte
     sacct = run(["sacct", "-c", "-n", "-P", "-o", "jobid,state"], root).stdout.split()
     assert len(sacct) == len(rules) and all(line.endswith("|COMPLETED") for line in sacct)
     # the same files as the local run: proxy byte for byte; the fan-out's ranking, the same candidates and scores
-    for path in ("results/proxy/train.parquet", "results/proxy/dev.parquet"):
+    for path in ("results/proxies/sst2/train.parquet", "results/proxies/sst2/dev.parquet"):
         assert _sha(root / path) == _sha(dvc_run / path), path
     ranked = [json.loads((r / "results/distill_topk/ranking.json").read_text()) for r in (root, dvc_run)]
     assert sorted((c["arch"], c["score"]) for c in ranked[0]) == sorted((c["arch"], c["score"]) for c in ranked[1])

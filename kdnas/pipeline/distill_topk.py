@@ -7,20 +7,15 @@ Three modes over the same per-candidate code, so both engines give the same rank
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from kdnas.arch import Arch
-from kdnas.cache import load_encoded
-from kdnas.candidates import distill_candidate
 from kdnas.checkpoint import stage_checkpoint
 from kdnas.device import resolve_compute
 from kdnas.errors import KdnasError
-from kdnas.importance import inheritance_scores
 from kdnas.io import read_json, write_json
-from kdnas.losses import attention_implementation
-from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.pipeline.common import seed_everything
+from kdnas.glue_params import search_tasks
+from kdnas.proxy_tasks import distill_on_sets, load_proxy_sets, task_paths
 from kdnas.search.reward import objective
-from kdnas.tasks import task_of
 
 
 def select_topk(ranked: list[dict], k: int) -> list[dict]:
@@ -38,35 +33,27 @@ def find_trial(ranked: list[dict], key: str) -> dict:
 
 
 class _ProxyRun:
-    """The teacher and proxy sets, loaded once for any number of candidates."""
+    """The teachers and proxy sets of every search task, loaded once for any number of candidates."""
 
     def __init__(self, args, params: dict, checkpoint_name: str):
         self.params = params
+        paths = {"teacher": args.teacher, "proxies": args.proxies, "glue": args.glue}
+        inputs = [p for name in search_tasks(params) for p in task_paths(params, name, **paths)]
         # a rerun after a kill skips finished candidates (each result depends only on its own seed) and
         # resumes the one in training
-        self.checkpoint = stage_checkpoint(checkpoint_name, params, [args.teacher, args.proxy, args.ranked])
-        self.task = task_of(params)
+        self.checkpoint = stage_checkpoint(checkpoint_name, params, [*inputs, args.ranked])
         self.compute = resolve_compute(params)
         seed_everything(params["seed"])
-        self.teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["distill_topk"],
-                                                                                      self.task.is_regression),
-                                               self.compute)
-        max_len = params["data"]["max_length"]
-        self.train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
-        self.dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
-        self.importance = inheritance_scores(params, args.proxy)
+        self.sets = load_proxy_sets(params, "distill_topk", compute=self.compute, **paths)
 
     def distill(self, trial: dict) -> dict:
         """One candidate's longer distillation, with what the search measured (no reward yet)."""
         arch = Arch.from_key(trial["arch"])
         result = self.checkpoint.done(arch.key) if self.checkpoint else None
         if result is None:
-            _, result = distill_candidate(self.teacher, arch, self.task, self.train, self.dev,
-                                          self.params["distill_topk"], self.params["space"]["init"],
-                                          self.params["seed"], show_progress=True, importance=self.importance,
-                                          checkpoint=self.checkpoint.sub(arch.key) if self.checkpoint else None,
-                                          compute=self.compute)
-            self.compute.release()
+            result = distill_on_sets(arch, self.sets, self.params["distill_topk"], self.params["space"]["init"],
+                                     self.params["seed"], self.compute, show_progress=True,
+                                     checkpoint=self.checkpoint.sub(arch.key) if self.checkpoint else None)
             if self.checkpoint:
                 self.checkpoint.mark_done(arch.key, result)
         return {"arch": arch.key, **arch.to_dict(), **result, "search_score": trial["score"],

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from kdnas.batching import encode
-from kdnas.cache import write_logit_table
+from kdnas.cache import TEACHER_FINGERPRINT, teacher_fingerprint, write_logit_table
 from kdnas.data import split_proxy
 from kdnas.device import resolve_compute
 from kdnas.importance import IMPORTANCE_FILE, gradient_importance, save_importance
@@ -73,7 +73,8 @@ def proxy_stage(args, params: dict) -> str:
         # the path taken, not the budget: a budget change that takes the same path leaves the outputs unchanged
         write_json(Path(tmp) / "states.json", {
             "teacher_signal": signal, "hidden_states": hidden, "attentions": attentions,
-            "state_cache_mb_needed": round(need_mb, 1), "importance": importance})
+            "state_cache_mb_needed": round(need_mb, 1), "importance": importance,
+            TEACHER_FINGERPRINT: teacher_fingerprint(args.teacher)})
     extra = f"; teacher signal for training: {signal} ({need_mb:.0f} MB of states needed, budget {budget_mb} MB)" \
         if hidden else ""
     return (f"wrote {args.out}: proxy-train {len(train)} rows, proxy-dev {len(dev)} rows with teacher logits"

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdnas.cache import load_encoded
 from kdnas.device import resolve_compute
-from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency_model import check_same_hardware
-from kdnas.losses import attention_implementation
-from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.pipeline.common import seed_everything
+from kdnas.glue_params import search_tasks
+from kdnas.proxy_tasks import load_proxy_sets
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.pareto import hypervolume_curve, pareto_front
 from kdnas.search.runner import run_search, top_k
@@ -36,21 +35,19 @@ def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, 
 def search_stage(args, params: dict) -> str:
     task = task_of(params)
     seed_everything(params["seed"])
-    # an attention loss reads the teacher's attention maps, which only the eager implementation returns
     compute = resolve_compute(params)
-    teacher, tokenizer = load_teacher(args.teacher, attention_implementation(params["search"], task.is_regression),
-                                      compute)
-    max_len = params["data"]["max_length"]
-    train = load_encoded(Path(args.proxy) / "train.parquet", tokenizer, max_len)
-    dev = load_encoded(Path(args.proxy) / "dev.parquet", tokenizer, max_len)
     predictor = None
     if params["search"]["latency"]["mode"] == "predicted":
         predictor = read_json(args.latency_predictor)
         check_same_hardware(predictor, params["latency"]["threads"])
+    paths = {"teacher": args.teacher, "proxies": args.proxies, "glue": args.glue}
+    # the search task's set first: its teacher gives the latency reference and the students' shape
+    sets = load_proxy_sets(params, "search", compute=compute, **paths)
+    teacher = sets[0].teacher
     if params["search"].get("workers", 1) > 1:
-        evaluator = ParallelEvaluator(params, args.teacher, args.proxy)
+        evaluator = ParallelEvaluator(params, paths)
     else:
-        evaluator = SerialEvaluator(params, teacher, task, train, dev, inheritance_scores(params, args.proxy), compute)
+        evaluator = SerialEvaluator(params, sets, compute)
     try:
         trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor)
     finally:
@@ -65,8 +62,11 @@ def search_stage(args, params: dict) -> str:
         "strategy": params["search"]["strategy"], "trials": len(trials), "best_reward": ranked[0]["reward"],
         "best_arch": ranked[0]["arch"], "hypervolume": float(curve["hypervolume"].iloc[-1]),
         "pareto_size": int(table["pareto"].sum()), "teacher_latency_ms": state["teacher_latency_ms"],
-        "space_size": state["space_size"], "prescreened_size": state["prescreened_size"],
+        "tasks": search_tasks(params), "space_size": state["space_size"], "prescreened_size": state["prescreened_size"],
         "search_seconds": float(table["seconds"].sum()),
         "prediction_error_per_episode": state["strategy"].get("prediction_errors", [])})
+    tasks = search_tasks(params)
+    scored = (f"mean score relative to the teachers over {', '.join(tasks)}" if len(tasks) > 1
+              else task.main_metric)
     return (f"wrote {args.trials} ({len(trials)} trials) and {args.ranked}: best {ranked[0]['arch']} "
-            f"reward {ranked[0]['reward']:.4f} ({task.main_metric} {ranked[0]['score']:.4f}, {ranked[0]['speedup']:.2f}x)")
+            f"reward {ranked[0]['reward']:.4f} ({scored} {ranked[0]['score']:.4f}, {ranked[0]['speedup']:.2f}x)")

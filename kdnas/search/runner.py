@@ -16,6 +16,7 @@ from typing import Callable
 from kdnas.arch import Arch
 from kdnas.device import CPU, resolve_compute
 from kdnas.errors import KdnasError
+from kdnas.glue_params import is_multi_task, search_tasks, task_params
 from kdnas.io import read_json, write_json, write_text
 from kdnas.latency import measure_interleaved
 from kdnas.latency_model import LatencyPredictor, analytic_ms
@@ -31,6 +32,9 @@ def search_fingerprint(params: dict) -> str:
     """Hash of everything that changes trial results; a different hash starts a new log."""
     keys = {k: params[k] for k in ("seed", "task", "data", "teacher", "proxy", "space", "search")}
     keys["latency"] = {k: params["latency"][k] for k in ("seq_len", "threads")}  # measured/predicted latencies
+    if is_multi_task(params):  # what each other task's proxy set and scores depend on
+        keys["tasks"] = {t: {k: task_params(params, t)[k] for k in ("data", "teacher", "proxy")}
+                         for t in search_tasks(params)[1:]}
     # trials distilled on another device type or in another precision are not mixed into this search (the CPU
     # in fp32, where every log before the compute block was made, adds nothing: those logs still resume)
     compute = resolve_compute(params)

@@ -9,7 +9,7 @@ import yaml
 
 from kdnas.data import task_data_files
 from kdnas.errors import KdnasError
-from kdnas.glue_params import glue_tasks, task_params
+from kdnas.glue_params import glue_tasks, search_tasks, task_params
 from kdnas.params import load_params
 
 PARAMS_FILE = "params.yaml"
@@ -67,6 +67,14 @@ def all_tasks_dev_data(wildcards):
     for task in glue_tasks(config):
         files += [str(p) for p in task_data_files(task_params(config, task), ("dev",))]
     return files
+
+
+def search_task_inputs(wildcards):
+    """What the search and distill_topk score candidates on: every search task's proxy folder and, for the
+    fanned-out ones (search.tasks: all), their teachers."""
+    others = search_tasks(config)[1:]
+    return ([f"results/proxies/{task}" for task in search_tasks(config)]
+            + [f"results/glue/{task}/teacher/model" for task in others])
 
 
 def fanout_task_data(wildcards):

@@ -48,6 +48,28 @@ rule glue_transfer:
         " --teacher {input.teacher} --out {output.out} --log {log}"
 
 
+# The task's proxy sets, for the multi-task search (search.tasks: all).
+rule glue_proxy:
+    input:
+        script="stages/glue_proxy.py",
+        code=stage_code("glue_proxy"),
+        data=fanout_task_data,
+        teacher=rules.glue_teacher.output.model,
+    output:
+        out=directory("results/proxies/{task}"),
+    params:
+        params_file=PARAMS_FILE,
+        tracked=task_block("seed", "compute", "custom_tasks", "data.glue_dir", "data.custom_dir", "data.max_length", "proxy",
+                           "space.importance", "search.losses", "distill_topk.losses"),
+    log:
+        f"{LOGS}/glue_proxy/{{task}}.log",
+    message:
+        "Building the {wildcards.task} proxy sets"
+    shell:
+        "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task}"
+        " --teacher {input.teacher} --out {output.out} --log {log}"
+
+
 rule glue_distill:
     input:
         script="stages/glue_distill.py",

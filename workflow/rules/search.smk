@@ -27,7 +27,7 @@ checkpoint search:
         script="stages/search.py",
         code=stage_code("search"),
         teacher=rules.teacher.output.model,
-        proxy=rules.proxy.output.out,
+        proxies=search_task_inputs,
         predictor=rules.latency_profile.output.predictor,
     output:
         trials="results/search/trials.jsonl",
@@ -39,14 +39,15 @@ checkpoint search:
         metrics="metrics/search.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space", "search", "latency.seq_len", "latency.threads"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space", "search", "latency.seq_len", "latency.threads",
+                      "glue.tasks"),
     log:
         f"{LOGS}/search.log",
     message:
         "Searching architectures with {config[search][strategy]}"
     shell:
-        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
-        " --latency-predictor {input.predictor} --trials {output.trials} --trials-csv {output.trials_csv} --ranked {output.ranked}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxies results/proxies"
+        " --glue results/glue --latency-predictor {input.predictor} --trials {output.trials} --trials-csv {output.trials_csv} --ranked {output.ranked}"
         " --pareto {output.pareto} --hypervolume {output.hypervolume} --metrics {output.metrics} --log {log}"
 
 

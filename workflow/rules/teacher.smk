@@ -27,7 +27,7 @@ rule proxy:
         data=search_task_data("train"),
         teacher=rules.teacher.output.model,
     output:
-        out=directory("results/proxy"),
+        out=directory(f"results/proxies/{config['task']}"),
     params:
         params_file=PARAMS_FILE,
         tracked=block("seed", "compute", "task", "custom_tasks", "data.glue_dir", "data.custom_dir", "data.max_length", "proxy", "space.importance", "search.losses",

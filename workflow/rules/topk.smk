@@ -11,7 +11,7 @@ rule distill_candidate:
         script="stages/distill_topk.py",
         code=stage_code("distill_topk"),
         teacher=rules.teacher.output.model,
-        proxy=rules.proxy.output.out,
+        proxies=search_task_inputs,
         ranked=rules.search.output.ranked,
     output:
         candidate="results/distill_topk/candidates/{arch}.json",
@@ -20,15 +20,15 @@ rule distill_candidate:
     params:
         params_file=PARAMS_FILE,
         # the training keys only, not distill_topk.k: changing k adds or drops candidate jobs, reruns none
-        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space.init", "space.importance", "distill_topk.epochs", "distill_topk.lr",
-                      "distill_topk.batch_size", "distill_topk.losses", "distill_topk.temperature"),
+        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space.init", "space.importance", "search.tasks", "distill_topk.epochs", "distill_topk.lr",
+                      "distill_topk.batch_size", "distill_topk.losses", "distill_topk.temperature", "glue.tasks"),
     log:
         f"{LOGS}/distill_topk/{{arch}}.log",
     message:
         "Distilling candidate {wildcards.arch} on the proxy set"
     shell:
-        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxy {input.proxy}"
-        " --ranked {input.ranked} --arch {wildcards.arch} --candidate {output.candidate} --log {log}"
+        "bin/kdnas-python {input.script} --params {params.params_file} --teacher {input.teacher} --proxies results/proxies"
+        " --glue results/glue --ranked {input.ranked} --arch {wildcards.arch} --candidate {output.candidate} --log {log}"
 
 
 # The gather: rank the k candidates by reward (what dvc.yaml's distill_topk writes).
