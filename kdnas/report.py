@@ -32,7 +32,8 @@ def pareto_plot(trials: pd.DataFrame, chosen: str, path: Path, metric: str) -> N
     if len(pick):
         ax.scatter(pick["latency_ms"], pick["score"], marker="*", s=250, c="tab:red", label=f"chosen {chosen}")
     ax.set_xlabel("latency (ms, search batch size)")
-    ax.set_ylabel(f"proxy-dev {metric}")
+    multi_task = any(c.startswith("relative_") for c in trials.columns)  # search.tasks: all
+    ax.set_ylabel("proxy-dev score / teacher's, mean over tasks" if multi_task else f"proxy-dev {metric}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -171,10 +172,19 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
                      f"{row.iqr_ms:.2f} | {row.runs} | {row.speedup:.2f}x | {vs_eager:.2f}x |")
     hw = latency.hardware()
     lines += ["", "Hardware: " + ", ".join(f"{k} {v}" for k, v in hw.items()), "",
-              "## Search", "", f"{len(trials)} trials on {search_task}; Pareto front in blue, chosen student starred.", "",
-              "![Pareto](pareto.png)", "",
-              "| arch | score | latency ms | speed-up | reward |", "|---|---|---|---|---|"]
-    for row in trials.sort_values("reward", ascending=False).itertuples():
-        lines.append(f"| {row.arch} | {row.score:.4f} | {row.latency_ms:.2f} | {row.speedup:.2f}x | {row.reward:.4f} |")
+              "## Search", ""]
+    scored = [c.removeprefix("relative_") for c in trials.columns if c.startswith("relative_")]
+    if scored:  # search.tasks: all
+        lines += [f"{len(trials)} trials, each scored on {', '.join(scored)}: score = the mean over tasks of its "
+                  "proxy-dev score relative to that task's teacher. Pareto front in blue, chosen student starred.", ""]
+    else:
+        lines += [f"{len(trials)} trials on {search_task}; Pareto front in blue, chosen student starred.", ""]
+    lines += ["![Pareto](pareto.png)", "",
+              "| arch | score | " + "".join(f"{task} | " for task in scored) + "latency ms | speed-up | reward |",
+              "|---|---|" + "---|" * len(scored) + "---|---|---|"]
+    for row in trials.sort_values("reward", ascending=False).to_dict("records"):
+        per_task = "".join(f"{row[f'score_{task}']:.4f} | " for task in scored)
+        lines.append(f"| {row['arch']} | {row['score']:.4f} | {per_task}{row['latency_ms']:.2f} | "
+                     f"{row['speedup']:.2f}x | {row['reward']:.4f} |")
     lines += ["", "## Params that produced this", "", "```yaml", yaml.safe_dump(params, sort_keys=False).strip(), "```", ""]
     return "\n".join(lines)

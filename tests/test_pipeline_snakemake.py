@@ -215,8 +215,8 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     params = with_local_glue(root, params)
     result = run(["snakemake", *LOCAL], root, timeout=1800)
     k, tasks = params["distill_topk"]["k"], len(params["glue"]["tasks"])
-    # 9 stages, the search checkpoint's k candidate jobs and their gather, 5 jobs per GLUE task, glue, export, all
-    jobs = 9 + k + 1 + 5 * tasks + 3
+    # 9 stages, the search checkpoint's k candidate jobs and their gather, 6 jobs per GLUE task, glue, export, all
+    jobs = 9 + k + 1 + 6 * tasks + 3
     assert f"{jobs} of {jobs} steps (100%) done" in result.stdout + result.stderr
     produced, expected = _artifacts(root), _artifacts(dvc_run)
     assert produced == expected
@@ -252,9 +252,9 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
         (dvc_run / "results/evaluate/predictions.csv").read_text()
 
     for path in ("results/glue/stsb/teacher/model/model.safetensors", "results/glue/stsb/transfer/logits.parquet",
-                 "results/glue/stsb/student/model/model.safetensors"):
+                 "results/proxies/stsb/train.parquet", "results/glue/stsb/student/model/model.safetensors"):
         assert _sha(root / path) == _sha(dvc_run / path), path
-    _adding_a_task_plans_only_its_jobs(root, params)
+    _adding_a_task_plans_its_jobs_and_the_search(root, params)
     write_params(root / "params.yaml", params)
     _edited_code_and_data_rerun_what_reads_them(root)
 
@@ -290,23 +290,25 @@ def _without_clock(rows):
     return [{k: v for k, v in row.items() if k not in CLOCK} for row in rows]
 
 
-def _adding_a_task_plans_only_its_jobs(root, run_params):
-    """A task added to glue.tasks plans its five jobs plus the gathering ones; a change to one task's entry
-    replans only that task's jobs (tracked params are per wildcard)."""
-    gathering = {"glue": 1, "export": 1, "all": 1}
-    per_task = {f"glue_{s}": 1 for s in ("teacher", "transfer", "distill", "baselines", "evaluate")}
+def _adding_a_task_plans_its_jobs_and_the_search(root, run_params):
+    """A task added to glue.tasks plans its six jobs, and the multi-task search (search.tasks: all) with what
+    follows it, but no other task's teacher, transfer or proxy job; a change to one task's teacher replans
+    that task's jobs (tracked params are per wildcard) and the search that scores it."""
     params = json.loads(json.dumps(run_params))  # the params the run was made with
     shutil.copytree(GLUE_DIR / "RTE", root / "data/glue/RTE")
     params["glue"]["tasks"]["rte"] = {"data": {"train_size": 100}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     jobs, out = _plan(root, "--cores", "1")  # no profile: its printed commands name every task
-    assert jobs == {**per_task, **gathering}
+    assert {rule: jobs.get(rule) for rule in ("glue_teacher", "glue_transfer", "glue_proxy", "search")} == \
+        {"glue_teacher": 1, "glue_transfer": 1, "glue_proxy": 1, "search": 1}
+    assert "teacher" not in jobs and "proxy" not in jobs and "latency_profile" not in jobs
     assert "Fine-tuning the rte teacher" in out and "Fine-tuning the stsb teacher" not in out
     params["glue"]["tasks"].pop("rte")
     params["glue"]["tasks"]["stsb"]["teacher"] = {"epochs": 2}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     jobs, out = _plan(root, "--cores", "1")  # no profile: its printed commands name every task
-    assert jobs == {**per_task, **gathering}
+    assert {rule: jobs.get(rule) for rule in ("glue_teacher", "glue_proxy", "search")} == \
+        {"glue_teacher": 1, "glue_proxy": 1, "search": 1}
     assert "Fine-tuning the stsb teacher" in out
 
 
@@ -317,9 +319,12 @@ def _edited_code_and_data_rerun_what_reads_them(root):
     gathering = {"glue": 1, "export": 1, "all": 1}
     assert _planned(root, *LOCAL) == {}
     edits = {"kdnas/scoring.py": ({"evaluate": 1, "glue_evaluate": 1, **gathering}, b"# edited\n"),
-             # the fan-out task's training file: its teacher and everything after it
-             "data/glue/STS-B/train.tsv": ({"glue_teacher": 1, "glue_transfer": 1, "glue_distill": 1,
-                                            "glue_baselines": 1, "glue_evaluate": 1, **gathering}, None)}
+             # the fan-out task's training file: its teacher and everything after it, which under the
+             # multi-task search includes the search and every stage after it
+             "data/glue/STS-B/train.tsv": ({"glue_teacher": 1, "glue_transfer": 1, "glue_proxy": 1, "search": 1,
+                                            "distill_topk": 1, "latency": 1, "distill_full": 1, "evaluate": 1,
+                                            "glue_distill": 1, "glue_baselines": 1, "glue_evaluate": 1,
+                                            **gathering}, None)}
     for name, (expected, extra) in edits.items():
         path = root / name
         original = path.read_bytes()

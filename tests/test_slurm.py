@@ -63,9 +63,12 @@ def test_search_and_topk_fan_out_run_as_slurm_jobs_through_the_profile_as_writte
     root = make_pipeline_copy(tmp_path / "project", params)
     # The teacher comes from the local DVC run, as a colleague's `dvc pull` would bring it (fresh mtimes):
     # fine-tuning it again would only repeat what tests/test_checkpoint.py checks (same bytes on a rerun).
-    shutil.copytree(dvc_run / "results/teacher/model", root / "results/teacher/model", copy_function=shutil.copy)
-    (root / "metrics").mkdir(exist_ok=True)
-    shutil.copy(dvc_run / "metrics/teacher.json", root / "metrics/teacher.json")
+    # The multi-task search (search.tasks: all) reads the fanned-out task's teacher too: pulled the same way.
+    for model, metrics in (("results/teacher/model", "metrics/teacher.json"),
+                           ("results/glue/stsb/teacher/model", "metrics/glue/stsb/teacher.json")):
+        shutil.copytree(dvc_run / model, root / model, copy_function=shutil.copy)
+        (root / metrics).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(dvc_run / metrics, root / metrics)
     # The workflow profile exactly as a user would run it, plus the two flags its comments prescribe for a
     # cluster without an accounting database or accounts, and no retries (a failure must show).
     cmd = ["timeout", "-s", "KILL", "900", "snakemake", "--workflow-profile", "workflow/profiles/slurm",
@@ -76,8 +79,8 @@ def test_search_and_topk_fan_out_run_as_slurm_jobs_through_the_profile_as_writte
     log = result.stdout + result.stderr
     assert "Using workflow specific profile workflow/profiles/slurm" in log
     k = params["distill_topk"]["k"]
-    rules = ["proxy", "latency_profile", "search", *["distill_candidate"] * k, "distill_topk"]
-    assert f"{len(rules)} of {len(rules)} steps (100%) done" in log, log[-3000:]  # the teacher is up to date
+    rules = ["proxy", "glue_proxy", "latency_profile", "search", *["distill_candidate"] * k, "distill_topk"]
+    assert f"{len(rules)} of {len(rules)} steps (100%) done" in log, log[-3000:]  # the teachers are up to date
     jobs = _completed_jobs(slurm_cluster / "jobcomp.txt")
     assert [job["JobState"] for job in jobs] == ["COMPLETED"] * len(rules), jobs
     # every job was submitted with its rule's CPUs from the profile (set-threads -> --cpus-per-task); a rule the
@@ -89,7 +92,8 @@ def test_search_and_topk_fan_out_run_as_slurm_jobs_through_the_profile_as_writte
     sacct = run(["sacct", "-c", "-n", "-P", "-o", "jobid,state"], root).stdout.split()
     assert len(sacct) == len(rules) and all(line.endswith("|COMPLETED") for line in sacct)
     # the same files as the local run: proxy byte for byte; the fan-out's ranking, the same candidates and scores
-    for path in ("results/proxies/sst2/train.parquet", "results/proxies/sst2/dev.parquet"):
+    for path in ("results/proxies/sst2/train.parquet", "results/proxies/sst2/dev.parquet",
+                 "results/proxies/stsb/train.parquet"):
         assert _sha(root / path) == _sha(dvc_run / path), path
     ranked = [json.loads((r / "results/distill_topk/ranking.json").read_text()) for r in (root, dvc_run)]
     assert sorted((c["arch"], c["score"]) for c in ranked[0]) == sorted((c["arch"], c["score"]) for c in ranked[1])
