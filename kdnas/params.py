@@ -159,7 +159,10 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
                           f"{search['candidates']} (top-k must come from evaluated trials)")
     bounds = search.get("prescreen") or {}
     low, high = bounds.get("min_speedup"), bounds.get("max_speedup")
-    if low is not None and high is not None and low > high:
+    if high == "hand_crafted" and not params["baselines"]["keep_every"]:
+        raise ParamsError("params: search.prescreen.max_speedup = 'hand_crafted' takes its bound from the hand-crafted "
+                          "family, but baselines.keep_every is empty; give a number or null")
+    if low is not None and isinstance(high, (int, float)) and low > high:
         raise ParamsError(f"params: search.prescreen.min_speedup = {low} exceeds max_speedup = {high}")
     check_kwargs(search.get("strategy_kwargs"), schema["$defs"]["strategy_kwargs"][search["strategy"]] or {},
                  "search.strategy_kwargs", f"strategy {search['strategy']!r}")

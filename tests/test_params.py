@@ -82,6 +82,10 @@ def test_shipped_params_files_are_valid():
     (lambda p: p["search"].update(prescreen={"min_speedup": 5, "max_speedup": 3}),
      "search.prescreen.min_speedup = 5 exceeds max_speedup = 3"),
     (lambda p: p["search"].update(prescreen={"max_speed": 3}), "unknown key search.prescreen.max_speed"),
+    (lambda p: (p["search"].update(prescreen={"max_speedup": "hand_crafted"}), p["baselines"].update(keep_every=[])),
+     "search.prescreen.max_speedup = 'hand_crafted' takes its bound from the hand-crafted family, but "
+     "baselines.keep_every is empty"),
+    (lambda p: p["search"].update(prescreen={"max_speedup": "family"}), "search.prescreen.max_speedup = 'family' is invalid"),
 ])
 def test_bad_params_get_one_line_errors(mutate, expected):
     assert expected in _bad(mutate)

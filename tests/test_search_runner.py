@@ -183,6 +183,33 @@ def test_prescreen_distils_only_candidates_in_the_speedup_band(setup, tmp_path):
         _run(setup, tmp_path / "none.jsonl", banded)
 
 
+def test_hand_crafted_upper_bound_is_the_fastest_hand_crafted_students_speedup(setup):
+    """max_speedup: hand_crafted takes the estimate of the baselines family's fastest member: with MiniLM-L6's
+    family (every other and every third layer, full and quarter FFN) that is L2-H384-A12-F384."""
+    params, teacher, *_ = setup
+    params = json.loads(json.dumps(params))
+    params["search"]["prescreen"] = {"min_speedup": 3.0, "max_speedup": "hand_crafted"}
+    params["baselines"] = {"keep_every": [2, 3], "ffn_fraction": [1.0, 0.25]}
+    t = teacher.config
+    teacher_ms = runner.analytic_ms(runner.Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads,
+                                                t.intermediate_size), 32, 64)
+
+    def speedup_of(arch):
+        return teacher_ms / runner.analytic_ms(arch, 32, 64)
+
+    family = [runner.Arch.from_key(k) for k in ("L3-H384-A12-F1536", "L3-H384-A12-F384", "L2-H384-A12-F1536",
+                                                  "L2-H384-A12-F384")]
+    assert max(family, key=speedup_of).key == "L2-H384-A12-F384"
+    bounds = runner.prescreen_bounds(params, teacher.config, speedup_of)
+    assert bounds == {"min_speedup": 3.0, "max_speedup": speedup_of(runner.Arch.from_key("L2-H384-A12-F384"))}
+    params["baselines"]["keep_every"] = [2]  # the family's fastest is now every other layer, FFN / 4
+    assert runner.prescreen_bounds(params, teacher.config, speedup_of)["max_speedup"] == \
+        speedup_of(runner.Arch.from_key("L3-H384-A12-F384"))
+    params["baselines"]["keep_every"] = []
+    with pytest.raises(runner.KdnasError, match="max_speedup = hand_crafted but baselines.keep_every is empty"):
+        runner.prescreen_bounds(params, teacher.config, speedup_of)
+
+
 def test_a_log_torn_by_a_kill_resumes_from_the_trials_its_state_saved(setup, tmp_path):
     """A SIGKILL can land between a trial's line and its state save, or in the middle of the line: either
     way the resumed run drops what the state does not count, redoes that trial and ends as the

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from kdnas.arch import Arch
+from kdnas.baselines import hand_crafted_archs
 from kdnas.device import CPU, resolve_compute
 from kdnas.errors import KdnasError
 from kdnas.glue_params import is_multi_task, search_tasks, task_params
@@ -31,7 +32,10 @@ log = logging.getLogger(__name__)
 def search_fingerprint(params: dict) -> str:
     """Hash of everything that changes trial results; a different hash starts a new log."""
     keys = {k: params[k] for k in ("seed", "task", "data", "teacher", "proxy", "space", "search")}
+    search = params["search"]
     keys["latency"] = {k: params["latency"][k] for k in ("seq_len", "threads")}  # measured/predicted latencies
+    if (search.get("prescreen") or {}).get("max_speedup") == HAND_CRAFTED:  # the family sets the band
+        keys["baselines"] = params["baselines"]
     if is_multi_task(params):  # what each other task's proxy set and scores depend on
         keys["tasks"] = {t: {k: task_params(params, t)[k] for k in ("data", "teacher", "proxy")}
                          for t in search_tasks(params)[1:]}
@@ -98,6 +102,26 @@ class TrialLog:
         write_json(self.state_path, {**state, "fingerprint": self.fingerprint})
 
 
+HAND_CRAFTED = "hand_crafted"  # search.prescreen.max_speedup: the fastest hand-crafted student's speed-up
+
+
+def prescreen_bounds(params: dict, teacher_config, speedup_of: Callable[[Arch], float]) -> dict | None:
+    """``search.prescreen`` with ``max_speedup: hand_crafted`` resolved to the estimated speed-up of the fastest
+    student of the ``baselines`` family: the search then covers the family's whole range, and nothing faster,
+    where a student could only be compared with the family's fastest member (flagged ``faster``)."""
+    bounds = params["search"].get("prescreen")
+    if not bounds or bounds.get("max_speedup") != HAND_CRAFTED:
+        return bounds
+    family = hand_crafted_archs(teacher_config, params["baselines"])
+    if not family:
+        raise KdnasError("search.prescreen.max_speedup = hand_crafted but baselines.keep_every is empty: there is "
+                         "no hand-crafted student to take the bound from; give a number or null")
+    fastest = max(family, key=speedup_of)
+    log.info("prescreen: max_speedup %.2fx, the estimate for %s, the fastest hand-crafted student",
+             speedup_of(fastest), fastest.key)
+    return {**bounds, "max_speedup": speedup_of(fastest)}
+
+
 def prescreen(space: SearchSpace, bounds: dict | None, speedup_of: Callable[[Arch], float]) -> SearchSpace:
     """Keeps the architectures whose estimated speed-up, ``speedup_of(arch)``, lies in ``[min_speedup, max_speedup]``.
 
@@ -162,7 +186,10 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
         teacher_ms = free_latency_ms(teacher_arch)
     reference_ms = teacher_ms if source == "predicted" else free_latency_ms(teacher_arch)
     full_size = len(space)
-    space = prescreen(space, search.get("prescreen"), lambda arch: reference_ms / free_latency_ms(arch))
+    def speedup_of(arch: Arch) -> float:
+        return reference_ms / free_latency_ms(arch)
+
+    space = prescreen(space, prescreen_bounds(params, teacher.config, speedup_of), speedup_of)
     budget = min(search["candidates"], len(space))
     strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
     if state:

@@ -40,7 +40,7 @@ checkpoint search:
     params:
         params_file=PARAMS_FILE,
         tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space", "search", "latency.seq_len", "latency.threads",
-                      "glue.tasks"),
+                      "baselines", "glue.tasks"),
     log:
         f"{LOGS}/search.log",
     message:
