@@ -30,6 +30,7 @@ from kdnas.metrics import glue_metrics
 from kdnas.pipeline.common import load_teacher
 from kdnas.tasks import Task, task_of
 
+
 @dataclass
 class ProxySet:
     """One task's teacher and proxy rows, loaded once for any number of candidates."""
