@@ -244,8 +244,11 @@ def test_snakemake_run_produces_the_files_dvc_produces(dvc_run, tmp_path):
     fanned = json.loads((root / "results/distill_topk/ranking.json").read_text())
     looped = json.loads((dvc_run / "results/distill_topk/ranking.json").read_text())
     fanned, looped = (sorted(ranking, key=lambda r: r["arch"]) for ranking in (fanned, looped))
-    assert [(r["arch"], r["score"]) for r in fanned] == [(r["arch"], r["score"]) for r in looped]
-    # float sums in another process order: equal to about 1e-6 relative
+    assert [r["arch"] for r in fanned] == [r["arch"] for r in looped]
+    assert [r["score_sst2"] for r in fanned] == [r["score_sst2"] for r in looped]  # accuracy: exactly
+    # float sums in another process order: equal to about 1e-6 relative (the multi-task score includes the
+    # STS-B student's Pearson, computed from its float outputs)
+    assert [r["score"] for r in fanned] == pytest.approx([r["score"] for r in looped], rel=1e-5)
     assert [r["kd_loss"] for r in fanned] == pytest.approx([r["kd_loss"] for r in looped], rel=1e-4)
     assert len(list((root / "results/distill_topk/candidates").glob("*.json"))) == k
     assert json.loads((root / "metrics/evaluate.json").read_text())["teacher"] == \

@@ -63,13 +63,13 @@ def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, mo
             raise KeyboardInterrupt("killed")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(evaluator, "distill_candidate", crash_on_third)
+    monkeypatch.setattr(proxy_tasks, "distill_candidate", crash_on_third)
     path = tmp_path / "run" / "trials.jsonl"
     with pytest.raises(KeyboardInterrupt):
         _run(setup, path)
     assert len(path.read_text().splitlines()) == 2
     counted = []
-    monkeypatch.setattr(evaluator, "distill_candidate", lambda *a, **k: counted.append(a[1].key) or original(*a, **k))
+    monkeypatch.setattr(proxy_tasks, "distill_candidate", lambda *a, **k: counted.append(a[1].key) or original(*a, **k))
     resumed = _run(setup, path)
     assert len(counted) == 2  # only the two missing trials ran
     timings = ("seconds", "train_seconds")
