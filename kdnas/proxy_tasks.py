@@ -22,7 +22,7 @@ from kdnas.cache import TEACHER_FINGERPRINT, load_encoded, teacher_fingerprint
 from kdnas.candidates import distill_candidate
 from kdnas.device import Compute
 from kdnas.errors import KdnasError
-from kdnas.glue_params import search_tasks, task_params
+from kdnas.glue_params import is_multi_task, search_tasks, task_params
 from kdnas.importance import inheritance_scores
 from kdnas.io import read_json
 from kdnas.losses import attention_implementation
@@ -74,7 +74,7 @@ def load_proxy_sets(params: dict, block: str, teacher: str | Path, proxies: str 
         train = load_encoded(proxy_dir / "train.parquet", tokenizer, max_len)
         dev = load_encoded(proxy_dir / "dev.parquet", tokenizer, max_len)
         teacher_score = glue_metrics(task, dev.labels, dev.teacher_logits)[task.main_metric]
-        if len(search_tasks(params)) > 1 and teacher_score <= 0:
+        if is_multi_task(params) and teacher_score <= 0:
             raise KdnasError(f"the {name} teacher scores {task.main_metric} {teacher_score:.3f} on its proxy-dev "
                              f"rows, so scores relative to it mean nothing: check its teacher (metrics of the "
                              f"teacher stage), or set search.tasks: search")

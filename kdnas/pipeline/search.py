@@ -8,7 +8,7 @@ import pandas as pd
 from kdnas.device import resolve_compute
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency_model import check_same_hardware
-from kdnas.pipeline.common import seed_everything
+from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.glue_params import search_tasks
 from kdnas.proxy_tasks import load_proxy_sets
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
@@ -41,13 +41,14 @@ def search_stage(args, params: dict) -> str:
         predictor = read_json(args.latency_predictor)
         check_same_hardware(predictor, params["latency"]["threads"])
     paths = {"teacher": args.teacher, "proxies": args.proxies, "glue": args.glue}
-    # the search task's set first: its teacher gives the latency reference and the students' shape
-    sets = load_proxy_sets(params, "search", compute=compute, **paths)
-    teacher = sets[0].teacher
     if params["search"].get("workers", 1) > 1:
+        # each worker loads every task's teacher and proxy sets; here only the search task's teacher is needed
         evaluator = ParallelEvaluator(params, paths)
+        teacher, _ = load_teacher(args.teacher, compute=compute)
     else:
+        sets = load_proxy_sets(params, "search", compute=compute, **paths)
         evaluator = SerialEvaluator(params, sets, compute)
+        teacher = sets[0].teacher  # the search task's: the latency reference and the students' shape
     try:
         trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor)
     finally:

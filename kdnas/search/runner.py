@@ -186,6 +186,7 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
         teacher_ms = free_latency_ms(teacher_arch)
     reference_ms = teacher_ms if source == "predicted" else free_latency_ms(teacher_arch)
     full_size = len(space)
+
     def speedup_of(arch: Arch) -> float:
         return reference_ms / free_latency_ms(arch)
 
