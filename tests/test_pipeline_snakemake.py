@@ -11,6 +11,8 @@ import shutil
 import pytest
 import yaml
 
+from kdnas.pipeline.manifest import MANIFEST
+
 from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, with_local_glue, write_params
 
 SHELL = re.compile(r"^Shell command: (.*?)(?: --log \S+)?$", re.M)
@@ -154,10 +156,17 @@ def test_rules_read_and_write_the_dvc_files(plan):
 
 
 def _tracked():
+    """Each rule's tracked params: the manifest's when the rule names its own stage (``stage_params``), else the
+    keys its ``block``/``task_block`` call lists (the fan-out pair, which splits distill_topk's block)."""
     text = "".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
-    rules = re.findall(r"^(?:rule|checkpoint) (\w+):.*?tracked=(block|task_block)\(([^)]*)\)", text, re.M | re.S)
+    rules = re.findall(r"^(?:rule|checkpoint) (\w+):.*?tracked=(block|task_block|stage_params)\(([^)]*)\)", text,
+                       re.M | re.S)
     tracked = {}
     for name, helper, keys in rules:
+        if helper == "stage_params":
+            assert keys == f'"{name}"', f"rule {name} tracks the params of stage {keys}"
+            tracked[name] = set(MANIFEST[name].tracked_params)
+            continue
         tracked[name] = {k.strip().strip('"') for k in keys.replace("\n", " ").split(",") if k.strip()}
         if helper == "task_block":  # adds the job's own glue.tasks.<task> entry, as dvc.yaml's glue.tasks.${key}
             tracked[name].add("glue.tasks.${key}")

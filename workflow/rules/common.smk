@@ -5,12 +5,12 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from kdnas.data import task_data_files
 from kdnas.errors import KdnasError
 from kdnas.glue_params import glue_tasks, search_tasks, task_params
 from kdnas.params import load_params
+from kdnas.pipeline.code_deps import stage_code_deps
+from kdnas.pipeline.manifest import MANIFEST
 
 PARAMS_FILE = "params.yaml"
 
@@ -33,27 +33,20 @@ def block(*keys):
     return out
 
 
-def _dvc_code_deps():
-    """Each dvc.yaml stage's code deps (stages/ and kdnas/ entries, folders expanded to their .py files): the
-    one list of what a stage runs, so a library edit reruns the same jobs under both engines."""
-    stages = yaml.safe_load(open("dvc.yaml"))["stages"]
-    code = {}
-    for name, stage in stages.items():
-        deps = (stage.get("do") or stage).get("deps", [])
-        files = []
-        for dep in deps:
-            if dep.startswith(("stages/", "kdnas/")):
-                files += sorted(str(p) for p in Path(dep).rglob("*.py")) if Path(dep).is_dir() else [dep]
-        code[name] = files
-    return code
-
-
-DVC_CODE = _dvc_code_deps()
-
-
 def stage_code(stage):
-    """The code files dvc.yaml lists for ``stage``: inputs of the rule that runs it."""
-    return DVC_CODE[stage]
+    """The kdnas source files ``stage`` runs (the manifest's code deps, folders expanded to their files): inputs
+    of its rule, so a library edit reruns the same jobs as under DVC."""
+    files = []
+    for dep in stage_code_deps(stage):
+        files += sorted(str(p) for p in Path(dep).rglob("*.py")) if Path(dep).is_dir() else [dep]
+    return files
+
+
+def stage_params(stage):
+    """The params the manifest declares for ``stage``; a per-task stage's job also tracks its own glue.tasks
+    entry, so a change to one task reruns only that task's jobs."""
+    keys = MANIFEST[stage].params
+    return task_block(*keys) if MANIFEST[stage].per_task else block(*keys)
 
 
 def search_task_data(*splits):

@@ -18,7 +18,7 @@ rule glue_teacher:
         metrics="metrics/glue/{task}/teacher.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "custom_tasks", "data", "teacher"),
+        tracked=stage_params("glue_teacher"),
     log:
         f"{LOGS}/glue_teacher/{{task}}.log",
     message:
@@ -38,7 +38,7 @@ rule glue_transfer:
         out="results/glue/{task}/transfer/logits.parquet",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "custom_tasks", "data", "transfer"),
+        tracked=stage_params("glue_transfer"),
     log:
         f"{LOGS}/glue_transfer/{{task}}.log",
     message:
@@ -59,8 +59,7 @@ rule glue_proxy:
         out=directory("results/proxies/{task}"),
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "custom_tasks", "data.glue_dir", "data.custom_dir", "data.max_length", "proxy",
-                           "space.importance", "search.losses", "distill_topk.losses"),
+        tracked=stage_params("glue_proxy"),
     log:
         f"{LOGS}/glue_proxy/{{task}}.log",
     message:
@@ -84,8 +83,7 @@ rule glue_distill:
         summary="results/glue/{task}/student/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "custom_tasks", "data.max_length", "space.init", "search.reward", "search.latency.batch_size",
-                           "distill_full"),
+        tracked=stage_params("glue_distill"),
     log:
         f"{LOGS}/glue_distill/{{task}}.log",
     message:
@@ -107,7 +105,7 @@ rule glue_baselines:
         summary="results/glue/{task}/baselines/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "custom_tasks", "data.max_length", "space.init", "distill_full", "baselines"),
+        tracked=stage_params("glue_baselines"),
     log:
         f"{LOGS}/glue_baselines/{{task}}.log",
     message:
@@ -132,7 +130,7 @@ rule glue_evaluate:
         metrics="metrics/glue/{task}/evaluate.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=task_block("seed", "compute", "custom_tasks", "data", "evaluate"),
+        tracked=stage_params("glue_evaluate"),
     log:
         f"{LOGS}/glue_evaluate/{{task}}.log",
     message:
@@ -159,8 +157,7 @@ rule glue:
         plot="plots/glue.csv",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "task", "custom_tasks", "data", "teacher", "transfer", "proxy", "space", "latency_profile", "search",
-                      "distill_topk", "latency", "distill_full", "evaluate", "baselines", "glue"),
+        tracked=stage_params("glue"),
     log:
         f"{LOGS}/glue.log",
     message:
@@ -189,7 +186,7 @@ rule export:
         metrics="metrics/export.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data", "teacher", "transfer", "space", "latency.threads", "export", "distill_full", "glue"),
+        tracked=stage_params("export"),
     log:
         f"{LOGS}/export.log",
     message:

@@ -9,8 +9,7 @@ rule latency_profile:
         metrics="metrics/latency_profile.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "space.layers", "space.hidden", "space.heads", "space.ffn", "space.init", "latency_profile",
-                      "search.latency", "latency.seq_len", "latency.threads"),
+        tracked=stage_params("latency_profile"),
     log:
         f"{LOGS}/latency_profile.log",
     message:
@@ -39,8 +38,7 @@ checkpoint search:
         metrics="metrics/search.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space", "search", "latency.seq_len", "latency.threads",
-                      "baselines", "glue.tasks"),
+        tracked=stage_params("search"),
     log:
         f"{LOGS}/search.log",
     message:
@@ -68,7 +66,7 @@ rule latency:
         metrics="metrics/latency.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("space.init", "latency", "baselines"),
+        tracked=stage_params("latency"),
     log:
         f"{LOGS}/latency.log",
     message:

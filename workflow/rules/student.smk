@@ -13,8 +13,7 @@ rule distill_full:
         summary="results/student/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space.init", "space.importance", "search.reward",
-                      "search.latency.batch_size", "search.latency.mode", "distill_full"),
+        tracked=stage_params("distill_full"),
     log:
         f"{LOGS}/distill_full.log",
     message:
@@ -38,8 +37,7 @@ rule baselines:
         summary="results/baselines/summary.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data.max_length", "space.init", "space.importance",
-                      "distill_full", "baselines"),
+        tracked=stage_params("baselines"),
     log:
         f"{LOGS}/baselines.log",
     message:
@@ -66,7 +64,7 @@ rule evaluate:
         comparison="plots/comparison.csv",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data", "evaluate"),
+        tracked=stage_params("evaluate"),
     log:
         f"{LOGS}/evaluate.log",
     message:

@@ -9,7 +9,7 @@ rule teacher:
         metrics="metrics/teacher.json",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data", "teacher"),
+        tracked=stage_params("teacher"),
     log:
         f"{LOGS}/teacher.log",
     message:
@@ -30,8 +30,7 @@ rule proxy:
         out=directory(f"results/proxies/{config['task']}"),
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data.glue_dir", "data.custom_dir", "data.max_length", "proxy", "space.importance", "search.losses",
-                      "distill_topk.losses"),
+        tracked=stage_params("proxy"),
     log:
         f"{LOGS}/proxy.log",
     message:
@@ -51,7 +50,7 @@ rule transfer:
         out="results/transfer/logits.parquet",
     params:
         params_file=PARAMS_FILE,
-        tracked=block("seed", "compute", "task", "custom_tasks", "data", "transfer"),
+        tracked=stage_params("transfer"),
     log:
         f"{LOGS}/transfer.log",
     message:

@@ -1,0 +1,291 @@
+"""Does the proxy rank what full distillation ranks, among the students the search decides between? (#13)
+
+The architectures are the search's own trials (``results/search/trials.csv``): the candidates the strategy
+chose inside the prescreen band, the region where the search makes its decision. Each is
+
+- **fully distilled** with the default recipe (``distill_full``: every transfer row, its epochs and losses)
+  from each search task's teacher and scored on that task's whole dev split, exactly as ``distill_full`` /
+  ``glue_distill`` would (:func:`kdnas.recipe.distill_arch`, :func:`kdnas.scoring.score_models`). A member
+  of the hand-crafted family is not distilled again: the ``baselines`` stages built it with the same code,
+  recipe and seed, so their saved student is scored instead (``source: baselines``);
+- **proxy-scored** by every signal tried: the trial log's own (search budget, the params seed), the same
+  budget with other seeds (``--seeds``), and distill_topk's budget (``distill_topk`` block: two epochs).
+
+Then Kendall's tau and Spearman's rho between each signal and each full-distillation target (the search
+task's dev score, the GLUE score over the search tasks, the mean score relative to each task's teacher), over
+all trials and over the best by the search's proxy (``--top``), and each signal's **regret**: how far the
+student it ranks first falls below the best student of the set on that target.
+
+Every phase appends a row as it finishes one (architecture, task) or (architecture, signal), so a stopped
+run resumes where it was. Run after `dvc repro` (it reads results/ and metrics/):
+    .venv/bin/python bench/proxy_ranking.py                      # everything (about 80 min on 2 cores)
+    .venv/bin/python bench/proxy_ranking.py --only analyse       # the tables again from the CSVs
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from scipy.stats import kendalltau, spearmanr
+
+from kdnas.arch import Arch
+from kdnas.baselines import hand_crafted_archs
+from kdnas.cache import load_encoded
+from kdnas.device import resolve_compute
+from kdnas.glue import task_score
+from kdnas.glue_params import search_tasks, task_params
+from kdnas.io import read_json
+from kdnas.latency_model import LatencyPredictor
+from kdnas.losses import attention_implementation
+from kdnas.models import save_model
+from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.proxy_tasks import distill_on_sets, load_proxy_sets
+from kdnas.recipe import distill_arch
+from kdnas.scoring import score_models
+from kdnas.tasks import task_of
+
+log = logging.getLogger("proxy_ranking")
+
+FULL_CSV, PROXY_CSV, RANKING_CSV = "proxy_ranking_full.csv", "proxy_ranking_proxy.csv", "proxy_ranking.csv"
+ARCHS_CSV = "proxy_ranking_archs.csv"
+# the proxy budgets a signal can come from: the params block that trains it
+BUDGETS = {"search": "search", "topk": "distill_topk"}
+
+
+class Paths:
+    """Where the default pipeline keeps each task's teacher, transfer set and hand-crafted students."""
+
+    def __init__(self, params: dict, results: Path, metrics: Path):
+        self.params, self.results, self.metrics = params, results, metrics
+
+    def _is_search_task(self, task: str) -> bool:
+        return task == self.params["task"]
+
+    def teacher(self, task: str) -> Path:
+        return self.results / ("teacher" if self._is_search_task(task) else f"glue/{task}/teacher") / "model"
+
+    def transfer(self, task: str) -> Path:
+        return self.results / ("transfer" if self._is_search_task(task) else f"glue/{task}/transfer") / "logits.parquet"
+
+    def baseline(self, task: str, arch: str) -> Path:
+        return self.results / ("baselines" if self._is_search_task(task) else f"glue/{task}/baselines") / "models" / arch
+
+    def teacher_metrics(self, task: str) -> dict:
+        path = self.metrics / ("evaluate.json" if self._is_search_task(task) else f"glue/{task}/evaluate.json")
+        return read_json(path)["teacher"]
+
+
+def run_params(params: dict, task: str) -> dict:
+    return params if task == params["task"] else task_params(params, task)
+
+
+class AppendOnlyTable:
+    """A CSV the bench appends rows to as it finishes them; ``done`` says which keys it holds already."""
+
+    def __init__(self, path: Path, key: list[str]):
+        self.path, self.key = path, key
+
+    def frame(self) -> pd.DataFrame:
+        return pd.read_csv(self.path) if self.path.is_file() else pd.DataFrame(columns=self.key)
+
+    def done(self, *values) -> bool:
+        frame = self.frame()
+        mask = pd.Series(True, index=frame.index)
+        for column, value in zip(self.key, values):
+            mask &= frame[column].astype(str) == str(value)
+        return bool(mask.any())
+
+    def append(self, row: dict) -> None:
+        pd.DataFrame([row]).to_csv(self.path, mode="a", header=not self.path.is_file(), index=False)
+
+
+def full_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyTable, work: Path) -> None:
+    """Each architecture distilled with the default recipe on each search task and scored on its dev split."""
+    compute = resolve_compute(params)
+    for name in search_tasks(params):
+        run = run_params(params, name)
+        task = task_of(run)
+        todo = [a for a in archs if not table.done(a, name)]
+        if not todo:
+            continue
+        attn = attention_implementation(run["distill_full"], task.is_regression)
+        teacher, tokenizer = load_teacher(paths.teacher(name), attn_implementation=attn, compute=compute)
+        train = load_encoded(paths.transfer(name), tokenizer, run["data"]["max_length"])
+        family = {a.key for a in hand_crafted_archs(teacher.config, run["baselines"])}
+        for key in todo:
+            seconds, source = 0.0, "baselines"
+            folder = paths.baseline(name, key)
+            if key not in family or not folder.is_dir():
+                seed_everything(run["seed"])
+                # magnitude inheritance (params.yaml's space.importance) for every task, as the pipeline does
+                student, _, history = distill_arch(Arch.from_key(key), teacher, train, run, None, None, attn)
+                folder, seconds, source = work / name / key, history["seconds"], "distilled"
+                save_model(student, tokenizer, folder)
+            scores, _, dev = score_models(run, task, {key: str(folder)})
+            table.append({"arch": key, "task": name, "score": task_score(task, scores[key]),
+                          "main_metric": scores[key][task.main_metric], "dev_rows": len(dev),
+                          "train_rows": len(train), "train_seconds": round(seconds, 1), "source": source})
+            log.info("full %s %s: %.4f (%s)", name, key, task_score(task, scores[key]), source)
+        compute.release()
+
+
+def proxy_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyTable, budget: str,
+                seeds: list[int]) -> None:
+    """Each architecture's multi-task proxy score at one budget, for each seed."""
+    todo = [(a, s) for s in seeds for a in archs if not table.done(a, budget, s)]
+    if not todo:
+        return
+    block = BUDGETS[budget]
+    compute = resolve_compute(params)
+    sets = load_proxy_sets(params, block, teacher=paths.teacher(params["task"]), proxies=paths.results / "proxies",
+                           glue=paths.results / "glue", compute=compute)
+    for key, seed in todo:
+        result = distill_on_sets(Arch.from_key(key), sets, params[block], params["space"]["init"], seed, compute)
+        table.append({"arch": key, "budget": budget, "seed": seed, "score": result["score"],
+                      "kd_loss": result["kd_loss"], "train_seconds": round(result["train_seconds"], 1),
+                      **{c: v for c, v in result.items() if c.startswith("score_")}})
+        log.info("proxy %s seed %d %s: %.4f", budget, seed, key, result["score"])
+
+
+def trial_signals(trials: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """The search's own signals, from its trial log (search budget, the params seed)."""
+    out = trials[["arch", "score", "kd_loss", *[c for c in trials if c.startswith("score_")]]].copy()
+    out["budget"], out["seed"] = "search", params["seed"]
+    return out
+
+
+def signals_table(trials: pd.DataFrame, proxy: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """arch -> every ranking signal (higher = ranked better)."""
+    rows = pd.concat([trial_signals(trials, params), proxy], ignore_index=True)
+    rows = rows.drop_duplicates(["arch", "budget", "seed"], keep="first")  # the trial log's own rows win
+    signals = pd.DataFrame(index=sorted(trials["arch"]))
+    tasks = search_tasks(params)
+    for budget, group in rows.groupby("budget"):
+        first = group[group["seed"] == params["seed"]].set_index("arch")
+        name = "proxy" if budget == "search" else f"proxy_{budget}"
+        signals[name] = first["score"]
+        signals[f"{name}_{params['task']}"] = first[f"score_{params['task']}"]
+        signals[f"{name}_kd_loss"] = -first["kd_loss"]
+        if group["seed"].nunique() > 1:
+            signals[f"{name}_mean_of_{group['seed'].nunique()}_seeds"] = group.groupby("arch")["score"].mean()
+    for t in tasks:
+        if t != params["task"]:
+            signals[f"proxy_{t}"] = trials.set_index("arch")[f"score_{t}"]
+    # naive signals a proxy must beat: size and (estimated) slowness
+    signals["params"] = trials.set_index("arch")["params"]
+    signals["estimated_latency"] = trials.set_index("arch")["latency_ms"]
+    return signals
+
+
+def targets_table(full: pd.DataFrame, paths: Paths, params: dict) -> pd.DataFrame:
+    """arch -> the full-distillation targets: the search task's dev score, the GLUE score (x100) over the
+    search tasks, and the mean score relative to each task's teacher."""
+    tasks = search_tasks(params)
+    scores = full.pivot(index="arch", columns="task", values="score")
+    complete = scores.dropna(subset=[t for t in tasks if t in scores])
+    if set(tasks) - set(scores.columns):
+        complete = complete.iloc[0:0]
+    teacher = {t: task_score(task_of(run_params(params, t)), paths.teacher_metrics(t)) for t in tasks}
+    out = pd.DataFrame(index=scores.index)
+    out[f"full_{params['task']}"] = scores[params["task"]]
+    if len(complete):
+        out["full_glue"] = 100 * complete[tasks].mean(axis=1)
+        out["full_relative"] = sum(complete[t].clip(lower=0) / teacher[t] for t in tasks) / len(tasks)
+    return out
+
+
+def rank_agreement(signals: pd.DataFrame, targets: pd.DataFrame, subsets: dict[str, list[str]]) -> pd.DataFrame:
+    rows = []
+    for subset, archs in subsets.items():
+        for target in targets:
+            for signal in signals:
+                pair = pd.concat([signals.loc[archs, signal], targets.loc[archs, target]], axis=1).dropna()
+                if len(pair) < 4:
+                    continue
+                x, y = pair.iloc[:, 0], pair.iloc[:, 1]
+                chosen = x.idxmax()
+                rows.append({"subset": subset, "n": len(pair), "target": target, "signal": signal,
+                             "kendall_tau": kendalltau(x, y).statistic, "spearman_rho": spearmanr(x, y).statistic,
+                             "ranked_first": chosen, "its_target": y[chosen], "best": y.idxmax(),
+                             "regret": y.max() - y[chosen]})
+    return pd.DataFrame(rows)
+
+
+def front_margins(targets: pd.DataFrame, params: dict, paths: Paths, trials: pd.DataFrame) -> pd.DataFrame:
+    """Each fully distilled architecture against the hand-crafted front, all latencies the latency profile's
+    estimates (most trials were never timed): does the region hold any student above the front?"""
+    from kdnas.front import front_weights
+
+    predictor_json = read_json(paths.results / "latency_profile/predictor.json")
+    predictor = LatencyPredictor.from_dict(predictor_json)
+    teacher_config = read_json(paths.teacher(params["task"]) / "config.json")
+    family = [a.key for a in hand_crafted_archs(teacher_config, params["baselines"])]
+    rows = []
+    for target in [c for c in ("full_glue", f"full_{params['task']}") if c in targets]:
+        members = {k: (predictor.predict(Arch.from_key(k)), targets.loc[k, target]) for k in family
+                   if k in targets.index and pd.notna(targets.loc[k, target])}
+        if len(members) < 2:
+            continue
+        for arch in targets.index:
+            ms = predictor.predict(Arch.from_key(arch))
+            weights, where = front_weights(members, ms)
+            front = sum(w * members[k][1] for k, w in weights.items())
+            rows.append({"arch": arch, "target": target, "estimated_speedup": predictor_json["teacher_latency_ms"] / ms,
+                         "score": targets.loc[arch, target], "front": front,
+                         "margin": targets.loc[arch, target] - front, "where": where})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--metrics", default="metrics")
+    parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--work", default="bench/work/proxy_ranking", help="fully distilled students (not in git)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2], help="extra seeds of the search budget")
+    parser.add_argument("--top", type=int, default=8, help="the subset of the best trials by the search's proxy")
+    parser.add_argument("--only", nargs="*", choices=["full", "seeds", "topk", "analyse"],
+                        default=["full", "seeds", "topk", "analyse"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    params = yaml.safe_load(open(args.params))
+    out, results = Path(args.out), Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = Paths(params, results, Path(args.metrics))
+    trials = pd.read_csv(results / "search/trials.csv").sort_values("score", ascending=False)
+    archs = list(trials["arch"])
+    full = AppendOnlyTable(out / FULL_CSV, ["arch", "task"])
+    proxy = AppendOnlyTable(out / PROXY_CSV, ["arch", "budget", "seed"])
+    if "full" in args.only:
+        full_phase(params, paths, archs, full, Path(args.work))
+    if "seeds" in args.only:
+        proxy_phase(params, paths, archs, proxy, "search", args.seeds)
+    if "topk" in args.only:
+        proxy_phase(params, paths, archs, proxy, "topk", [params["seed"]])
+    if "analyse" not in args.only:
+        return
+    signals = signals_table(trials, proxy.frame(), params)
+    targets = targets_table(full.frame(), paths, params)
+    subsets = {"all": archs, f"top{args.top}": archs[: args.top]}
+    agreement = rank_agreement(signals, targets, subsets)
+    agreement.to_csv(out / RANKING_CSV, index=False)
+    per_arch = signals.join(targets)
+    margins = front_margins(targets, params, paths, trials)
+    if len(margins):
+        per_arch = per_arch.join(margins.pivot(index="arch", columns="target", values="margin").add_prefix("margin_"))
+        per_arch["estimated_speedup"] = margins.drop_duplicates("arch").set_index("arch")["estimated_speedup"]
+    per_arch.loc[archs].to_csv(out / ARCHS_CSV, index_label="arch")
+    pd.set_option("display.width", 200)
+    print(per_arch.loc[archs].round(3).to_markdown())
+    for (subset, target), group in agreement.groupby(["subset", "target"], sort=False):
+        print(f"\n{subset} (n={group['n'].iloc[0]}), target {target}")
+        print(group.sort_values("kendall_tau", ascending=False)[
+            ["signal", "kendall_tau", "spearman_rho", "ranked_first", "regret"]].round(3).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
