@@ -16,13 +16,21 @@ from typing import Callable, TextIO
 
 from kdnas.errors import KdnasError, StopRequested
 from kdnas.params import load_params
+from kdnas.pipeline.manifest import MANIFEST, In, Out
 
 
-def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
+def stage_parser(stage: str, description: str, required: bool = True) -> argparse.ArgumentParser:
+    """The stage's command line: ``--params``, ``--log`` and the manifest's flags, each documented as
+    ``input:`` or ``output:`` (what :func:`check_inputs` checks). ``required=False`` leaves the checking of
+    which flags a mode needs to the stage (distill_topk's three modes)."""
     parser = argparse.ArgumentParser(prog=f"stages/{stage}.py", description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--log", help="write the stage's log (its stderr) to this file; its one-line error, if "
                                       "any, also goes to the terminal (the Snakemake rules use this)")
+    for arg in MANIFEST[stage].args:
+        if arg.flag is not None:
+            role = "input: " if isinstance(arg, In) else "output: " if isinstance(arg, Out) else ""
+            parser.add_argument(f"--{arg.flag}", required=required, help=role + arg.help)
     return parser
 
 
@@ -64,12 +72,13 @@ def check_data_files(args: argparse.Namespace, params: dict) -> None:
     check_task_files(task_params(params, args.task) if getattr(args, "task", None) else params)
 
 
-def run_stage(stage: str, main: str | Callable[[argparse.Namespace, dict], str], parser: argparse.ArgumentParser,
-              argv: list[str] | None = None, reads_data: bool = False) -> int:
-    """Parses args, validates params, inputs and (``reads_data``) the task's data files, runs ``main`` and
-    prints its one-line summary.
+def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | None = None,
+              main: str | Callable[[argparse.Namespace, dict], str] | None = None) -> int:
+    """Parses args, validates params, inputs and (the manifest's ``reads_data``) the task's data files, runs
+    the stage's function and prints its one-line summary.
 
-    ``main`` is the stage function or ``"module:function"``, imported only after the checks pass. Known
+    ``main`` is the stage function or ``"module:function"``, imported only after the checks pass; by default the
+    manifest's (``kdnas.pipeline.<stage>:<stage>_stage``). Known
     problems (bad params, data, models) print ``<stage>: error: <message>`` and exit 2 before heavy work;
     nothing already produced is touched because outputs are written atomically.
     """
@@ -86,9 +95,9 @@ def run_stage(stage: str, main: str | Callable[[argparse.Namespace, dict], str],
     try:
         params = load_params(args.params)
         check_inputs(parser, args)
-        if reads_data:
+        if MANIFEST[stage].reads_data:
             check_data_files(args, params)
-        summary = _resolve(main)(args, params)
+        summary = _resolve(main or MANIFEST[stage].function)(args, params)
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
         error_line(f"{stage}: stopped: {error}")
         return error.exit_code

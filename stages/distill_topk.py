@@ -5,13 +5,7 @@ import sys
 
 from kdnas.cli import run_stage, stage_parser
 
-parser = stage_parser("distill_topk", __doc__)
-parser.add_argument("--teacher", help="input: fine-tuned teacher (HF folder)")
-parser.add_argument("--proxies", help="input: the folder of every task's proxy folder (<task>/)")
-parser.add_argument("--glue", help="the GLUE fan-out's folder, an input when search.tasks is all: its tasks' "
-                    "teachers (<task>/teacher/model)")
-parser.add_argument("--ranked", help="input: the search's trials ranked by reward (JSON)")
-parser.add_argument("--ranking", help="output: ranked candidates (JSON)")
+parser = stage_parser("distill_topk", __doc__, required=False)
 parser.add_argument("--arch", help="distil only this candidate (an architecture key) ...")
 parser.add_argument("--candidate", help="... and write its result here (JSON)")
 parser.add_argument("--gather", nargs="+", metavar="JSON", help="input: per-candidate results to rank into --ranking")
@@ -34,4 +28,4 @@ def _check_mode(args):
 
 if __name__ == "__main__":
     _check_mode(parser.parse_args())
-    sys.exit(run_stage("distill_topk", "kdnas.pipeline.distill_topk:distill_topk_stage", parser))
+    sys.exit(run_stage("distill_topk", parser))

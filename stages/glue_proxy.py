@@ -5,9 +5,6 @@ import sys
 from kdnas.cli import run_stage, stage_parser
 
 parser = stage_parser("glue_proxy", __doc__)
-parser.add_argument("--task", required=True, help="a task of glue.tasks")
-parser.add_argument("--teacher", required=True, help="input: the task's fine-tuned teacher (HF folder)")
-parser.add_argument("--out", required=True, help="output: the task's proxy folder (as the proxy stage writes it)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("glue_proxy", "kdnas.pipeline.glue_proxy:glue_proxy_stage", parser, reads_data=True))
+    sys.exit(run_stage("glue_proxy", parser))

@@ -5,9 +5,6 @@ import sys
 from kdnas.cli import run_stage, stage_parser
 
 parser = stage_parser("proxy", __doc__)
-parser.add_argument("--teacher", required=True, help="input: fine-tuned teacher (HF folder)")
-parser.add_argument("--out", required=True, help="output: folder with train.parquet, dev.parquet, states.json "
-                    "(and train.states.safetensors, importance.safetensors when needed)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("proxy", "kdnas.pipeline.proxy:proxy_stage", parser, reads_data=True))
+    sys.exit(run_stage("proxy", parser))

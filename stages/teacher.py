@@ -4,8 +4,6 @@ import sys
 from kdnas.cli import run_stage, stage_parser
 
 parser = stage_parser("teacher", __doc__)
-parser.add_argument("--model", required=True, help="output: fine-tuned teacher (HF folder)")
-parser.add_argument("--metrics", required=True, help="output: dev metrics (JSON)")
 
 if __name__ == "__main__":
-    sys.exit(run_stage("teacher", "kdnas.pipeline.teacher:teacher_stage", parser, reads_data=True))
+    sys.exit(run_stage("teacher", parser))

@@ -33,7 +33,7 @@ def _run_teacher(tmp_path, params, capsys):
     module = _stage("teacher")
     args = _teacher_args(tmp_path, write_params(tmp_path / "params.yaml", params))
     start = time.perf_counter()
-    code = run_stage("teacher", "kdnas.pipeline.teacher:teacher_stage", module.parser, args)
+    code = run_stage("teacher", module.parser, args)
     elapsed = time.perf_counter() - start
     err = capsys.readouterr().err.strip().splitlines()
     return code, err[-1] if err else "", elapsed

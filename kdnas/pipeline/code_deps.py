@@ -1,19 +1,17 @@
 """The code a stage runs, read from the imports of its CLI (``stages/<stage>.py``), so that DVC and Snakemake
 rerun exactly the stages a library edit can change.
 
-Every ``kdnas`` module reachable through imports (top-level or inside functions, and the
-``"kdnas.pipeline.<stage>:<function>"`` string a CLI hands to ``run_stage``) counts, except what every stage
-runs only to check its params and arguments before any work (``kdnas.cli`` and what it alone imports):
-an edit there cannot change a result. A subpackage other than ``kdnas.pipeline`` is listed as its folder.
+Every ``kdnas`` module reachable through imports (top-level or inside functions) from the CLI and from the
+stage's function (``kdnas/pipeline/<stage>.py``, which ``run_stage`` imports once the checks pass) counts,
+except what every stage runs only to check its params and arguments before any work (``kdnas.cli`` and
+what it alone imports): an edit there cannot change a result. A subpackage other than ``kdnas.pipeline`` is listed as its folder.
 """
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-STAGE_FUNCTION = re.compile(r"^kdnas(\.\w+)+:\w+$")
 # run by every stage before its work, or empty package markers
 ALWAYS = {"kdnas/__init__.py", "kdnas/pipeline/__init__.py", "kdnas/cli.py", "kdnas/params.py", "kdnas/errors.py"}
 FILE_GRANULAR = {"pipeline"}  # the one subpackage whose modules are listed one by one (a module per stage)
@@ -35,8 +33,6 @@ def kdnas_imports(path: Path, root: Path = REPO, seen: set[Path] | None = None) 
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names if alias.name.startswith("kdnas")]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and STAGE_FUNCTION.match(node.value):
-            names = [node.value.split(":")[0]]  # run_stage("x", "kdnas.pipeline.x:x_stage", ...) imports it lazily
         for name in names:
             found = _module_file(name, root)
             if found and found not in seen:
@@ -47,9 +43,10 @@ def kdnas_imports(path: Path, root: Path = REPO, seen: set[Path] | None = None) 
 
 def stage_code_files(stage: str, root: Path = REPO) -> list[str]:
     """The kdnas source files ``stages/<stage>.py`` runs, relative to ``root``, sorted."""
-    files = kdnas_imports(root / "stages" / f"{stage}.py", root)
+    function = root / "kdnas" / "pipeline" / f"{stage}.py"  # the manifest's stage function, imported lazily
+    work = kdnas_imports(function, root) | {function}
     # params and argument checks run in every stage through kdnas.cli, before the work
-    files -= kdnas_imports(root / "kdnas" / "cli.py", root) - kdnas_imports(root / "kdnas" / "pipeline" / f"{stage}.py", root)
+    files = (kdnas_imports(root / "stages" / f"{stage}.py", root) - kdnas_imports(root / "kdnas" / "cli.py", root)) | work
     return sorted(rel for rel in (str(f.relative_to(root)) for f in files) if rel not in ALWAYS)
 
 

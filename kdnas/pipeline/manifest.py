@@ -71,6 +71,11 @@ class Stage:
     param_notes: dict = field(default_factory=dict)  # a comment beside a params key (or "" for the block)
 
     @property
+    def function(self) -> str:
+        """What runs it: ``<name>_stage(args, params)`` in ``kdnas/pipeline/<name>.py``, imported after the checks."""
+        return f"kdnas.pipeline.{self.name}:{self.name}_stage"
+
+    @property
     def inputs(self) -> list[In]:
         return [a for a in self.args if isinstance(a, In)]
 
