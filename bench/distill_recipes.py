@@ -26,10 +26,11 @@ from kdnas.arch import Arch
 from kdnas.batching import encode
 from kdnas.cache import load_encoded, read_logit_table
 from kdnas.candidates import distill_candidate
+from kdnas.data import task_split
 from kdnas.losses import build_loss
 from kdnas.importance import gradient_importance
 from kdnas.metrics import glue_metrics
-from kdnas.pipeline.common import load_teacher, task_split
+from kdnas.models import load_model_and_tokenizer
 from kdnas.state_cache import TeacherStates, write_states
 from kdnas.students import build_student
 from kdnas.tasks import task_of
@@ -73,7 +74,7 @@ def main() -> None:
     task = task_of(params)
     results, out = Path(args.results), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    teacher, tokenizer = load_teacher(results / "teacher/model", attn_implementation="eager")
+    teacher, tokenizer = load_model_and_tokenizer(results / "teacher/model", attn_implementation="eager")
     max_len = params["data"]["max_length"]
     frame, logits = read_logit_table(results / "transfer/logits.parquet")
     train = encode(tokenizer, frame.head(args.train_rows), max_len, teacher_logits=logits[: args.train_rows])
@@ -153,7 +154,7 @@ def states_benchmark(args, params, task, proxy_train, out) -> None:
     import tempfile
 
     # the search's teacher (default attention implementation), not the eager one loaded for attention maps
-    teacher, _ = load_teacher(Path(args.results) / "teacher/model")
+    teacher, _ = load_model_and_tokenizer(Path(args.results) / "teacher/model")
     n = args.states_rows
     subset = copy.copy(proxy_train)
     subset.input_ids, subset.token_type_ids = proxy_train.input_ids[:n], proxy_train.token_type_ids[:n]

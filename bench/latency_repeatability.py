@@ -20,9 +20,9 @@ import yaml
 CHILD = """
 import json, sys
 from kdnas.latency import measure_interleaved
-from kdnas.pipeline.common import load_teacher
+from kdnas.models import load_model_and_tokenizer
 cfg = json.loads(sys.argv[1])
-models = {"teacher": load_teacher(cfg["teacher"])[0], "student": load_teacher(cfg["student"])[0]}
+models = {"teacher": load_model_and_tokenizer(cfg["teacher"])[0], "student": load_model_and_tokenizer(cfg["student"])[0]}
 out = {}
 for bs in cfg["batch_sizes"]:
     timed = measure_interleaved(models, batch_size=bs, seq_len=cfg["seq_len"], threads=cfg["threads"],

@@ -40,12 +40,12 @@ from kdnas.glue_params import search_tasks, task_params
 from kdnas.io import read_json
 from kdnas.latency_model import LatencyPredictor
 from kdnas.losses import attention_implementation
-from kdnas.models import save_model
-from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.models import load_model_and_tokenizer, save_model
 from kdnas.proxy_tasks import distill_on_sets, load_proxy_sets
 from kdnas.recipe import distill_arch
 from kdnas.scoring import score_models
 from kdnas.tasks import task_of
+from kdnas.training import seed_everything
 
 log = logging.getLogger("proxy_ranking")
 
@@ -112,7 +112,7 @@ def full_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyTa
         if not todo:
             continue
         attn = attention_implementation(run["distill_full"], task.is_regression)
-        teacher, tokenizer = load_teacher(paths.teacher(name), attn_implementation=attn, compute=compute)
+        teacher, tokenizer = load_model_and_tokenizer(paths.teacher(name), attn_implementation=attn, compute=compute)
         train = load_encoded(paths.transfer(name), tokenizer, run["data"]["max_length"])
         family = {a.key for a in hand_crafted_archs(teacher.config, run["baselines"])}
         for key in todo:

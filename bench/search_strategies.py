@@ -33,12 +33,12 @@ def build_table(params: dict, results: Path, path: Path) -> pd.DataFrame:
     """Distils and times every architecture once (resumable: rows already in the CSV are kept)."""
     from kdnas.cache import load_encoded
     from kdnas.candidates import distill_candidate
-    from kdnas.pipeline.common import load_teacher
+    from kdnas.models import load_model_and_tokenizer
     from kdnas.search.runner import _latency
     from kdnas.tasks import task_of
 
     task = task_of(params)
-    teacher, tokenizer = load_teacher(results / "teacher/model")
+    teacher, tokenizer = load_model_and_tokenizer(results / "teacher/model")
     max_len = params["data"]["max_length"]
     train = load_encoded(results / "proxy/train.parquet", tokenizer, max_len)
     dev = load_encoded(results / "proxy/dev.parquet", tokenizer, max_len)

@@ -16,6 +16,7 @@ from typing import Callable, TextIO
 
 from kdnas.errors import KdnasError, StopRequested
 from kdnas.params import load_params
+from kdnas import params_audit
 from kdnas.pipeline.manifest import MANIFEST, In, Out
 
 
@@ -97,7 +98,8 @@ def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | Non
         check_inputs(parser, args)
         if MANIFEST[stage].reads_data:
             check_data_files(args, params)
-        summary = _resolve(main or MANIFEST[stage].function)(args, params)
+        summary = _resolve(main or MANIFEST[stage].function)(args, params_audit.start(params))
+        params_audit.finish(stage, getattr(args, "task", None))
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
         error_line(f"{stage}: stopped: {error}")
         return error.exit_code

@@ -358,3 +358,21 @@ def split_proxy(frame: pd.DataFrame, train_size: int, dev_size: int, seed: int,
     dev = stratified_subset(both, dev_size, seed + 1, regression, keep_index=True)
     train = both.drop(index=dev.index)
     return train.reset_index(drop=True), dev.reset_index(drop=True)
+
+
+def check_task_data(params: dict, splits=("train", "dev")) -> None:
+    """Fails fast (one line) on a missing data folder, file or (custom task) column."""
+    check_task_files(params, tuple(splits))
+
+
+def full_split(params: dict, split: str):
+    """A whole split of the configured task (GLUE folder, hub, or a custom task's files)."""
+    return load_split(task_of(params), split, params["data"])
+
+
+def task_split(params: dict, split: str, size_key: str):
+    """The configured subset of a split (``data.train_size`` / ``data.dev_size``), deterministic under seed."""
+    task = task_of(params)
+    frame = full_split(params, split)
+    check_size(params["data"][size_key], len(frame), f"data.{size_key}", f"{task.name}'s {split} split")
+    return stratified_subset(frame, params["data"][size_key], params["seed"], task.is_regression)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from kdnas.errors import KdnasError
+from kdnas.params_audit import keep_audit
 
 OVERRIDABLE = ("data", "teacher", "proxy", "transfer", "distill_full", "evaluate", "export")
 
@@ -44,4 +45,4 @@ def task_params(params: dict, task: str) -> dict:
     out["task"] = task
     for block, values in (tasks[task] or {}).items():
         out[block] = {**out[block], **copy.deepcopy(values)}
-    return out
+    return keep_audit(params, out)

@@ -8,6 +8,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kdnas.backbone import ModelError, check_model_folder, resolve_backbone  # noqa: F401 (re-exported)
+from kdnas.device import CPU, Compute
 from kdnas.tasks import Task
 
 transformers.logging.set_verbosity_error()  # load reports are noise in stage logs
@@ -112,3 +113,12 @@ def check_tokenizer_matches(tokenizer, model) -> None:
     if len(tokenizer) > vocab:
         raise ModelError(f"tokenizer has {len(tokenizer)} tokens but the model's embedding table has {vocab}")
 
+
+
+def load_model_and_tokenizer(path, attn_implementation: str | None = None, compute: Compute = CPU):
+    """A saved model, teacher or student (on ``compute``'s device), and its tokenizer; refuses a tokenizer whose
+    vocabulary the model cannot index."""
+    model = load_model(path, attn_implementation=attn_implementation)
+    tokenizer = load_tokenizer(str(path))
+    check_tokenizer_matches(tokenizer, model)
+    return compute.place(model), tokenizer

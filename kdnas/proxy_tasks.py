@@ -27,7 +27,7 @@ from kdnas.importance import inheritance_scores
 from kdnas.io import read_json
 from kdnas.losses import attention_implementation
 from kdnas.metrics import glue_metrics
-from kdnas.pipeline.common import load_teacher
+from kdnas.models import load_model_and_tokenizer
 from kdnas.tasks import Task, task_of
 
 
@@ -68,7 +68,7 @@ def load_proxy_sets(params: dict, block: str, teacher: str | Path, proxies: str 
         recorded = read_json(states).get(TEACHER_FINGERPRINT) if states.is_file() else None
         if recorded is not None and recorded != teacher_fingerprint(model_dir):
             raise KdnasError(f"{proxy_dir} holds the logits of another teacher than {model_dir}; rerun its proxy stage")
-        model, tokenizer = load_teacher(model_dir, attention_implementation(params[block], task.is_regression),
+        model, tokenizer = load_model_and_tokenizer(model_dir, attention_implementation(params[block], task.is_regression),
                                         compute)
         max_len = run["data"]["max_length"]
         train = load_encoded(proxy_dir / "train.parquet", tokenizer, max_len)

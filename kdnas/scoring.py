@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 
 from kdnas.batching import encode
+from kdnas.data import check_task_data, task_split
 from kdnas.device import resolve_compute
 from kdnas.metrics import glue_metrics, predictions
-from kdnas.models import count_parameters
-from kdnas.pipeline.common import check_task_data, load_teacher, task_split
+from kdnas.models import count_parameters, load_model_and_tokenizer
 from kdnas.tasks import Task
 from kdnas.training import predict
 
@@ -34,7 +34,7 @@ def score_models(params: dict, task: Task, models: dict[str, str]) -> tuple[dict
     compute = resolve_compute(params)
     scores, preds = {}, {}
     for name, path in models.items():
-        model, tokenizer = load_teacher(path, compute=compute)
+        model, tokenizer = load_model_and_tokenizer(path, compute=compute)
         scores[name] = {"params": count_parameters(model)}
         for split, frame in data.items():
             logits = predict(model, encode(tokenizer, frame, max_len), batch_size=batch, compute=compute)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from contextlib import ExitStack
 
@@ -222,3 +223,10 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
     history["seconds"] = seconds
     history["examples_per_second"] = len(data) * epochs / seconds if seconds else float("nan")
     return history
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's global generators, before a stage's work."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

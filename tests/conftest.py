@@ -14,9 +14,12 @@ from typing import Sequence
 import pytest
 import yaml
 
+from kdnas.params_audit import AUDIT_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 GLUE_DIR = Path(os.environ.get("KDNAS_GLUE_DIR", REPO.parent / "shared" / "data" / "glue")).resolve()
 TINY_PARAMS = REPO / "tests" / "params.tiny.yaml"
+PARAMS_READS = "params_reads.jsonl"  # the params keys each stage of the dvc_run fixture read
 # what a pipeline copy needs: the stage CLIs, the library (as dvc deps), both workflow descriptions
 PIPELINE_FILES = ["dvc.yaml", "Snakefile", "bin", "stages", "kdnas", "workflow", ".gitignore", ".dvcignore"]
 # the GLUE tasks the tiny pipeline reads, copied into each project so a test may edit them
@@ -154,7 +157,8 @@ def dvc_run(tmp_path_factory) -> Path:
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
     dvc = str(root / ".venv" / "bin" / "dvc")
-    result = run([dvc, "repro"], root, timeout=1800, env=fresh_shell_env())  # the GLUE fan-out adds stages
+    env = {**fresh_shell_env(), AUDIT_ENV: str(root / PARAMS_READS)}  # every stage records the params it reads
+    result = run([dvc, "repro"], root, timeout=1800, env=env)  # the GLUE fan-out adds stages
     (root / "repro.log").write_text(result.stdout + result.stderr)
     return root
 

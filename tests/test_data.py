@@ -120,7 +120,7 @@ def test_bad_bytes_and_bad_scores_name_file_and_line(tmp_path):
 
 
 def test_sizes_larger_than_the_split_are_refused():
-    from kdnas.pipeline.common import task_split
+    from kdnas.data import task_split
     from kdnas.pipeline.transfer import transfer_set
 
     params = tiny_params()

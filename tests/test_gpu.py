@@ -19,8 +19,9 @@ from conftest import make_pipeline_copy, run_stages_in_process, tiny_params
 from kdnas.arch import Arch
 from kdnas.batching import encode
 from kdnas.cache import load_encoded
+from kdnas.data import task_split
 from kdnas.device import Compute
-from kdnas.pipeline.common import load_teacher, task_split
+from kdnas.models import load_model_and_tokenizer
 from kdnas.proxy_tasks import ProxySet
 from kdnas.search.evaluator import SerialEvaluator
 from kdnas.tasks import get_task
@@ -94,12 +95,12 @@ def test_the_pipeline_on_cuda_scores_like_the_cpu_run(runs, precision):
 def test_the_same_weights_predict_on_cuda_as_on_the_cpu(runs, precision):
     root = runs["cpu", "fp32"]["root"]
     params = _params("cpu", "fp32")
-    dev = encode(load_teacher(root / "results" / "teacher" / "model")[1],
+    dev = encode(load_model_and_tokenizer(root / "results" / "teacher" / "model")[1],
                  task_split(params, "dev", "dev_size"), params["data"]["max_length"])
     for model in ("teacher/model", "student/model"):
-        on_cpu = predict(load_teacher(root / "results" / model)[0], dev)
+        on_cpu = predict(load_model_and_tokenizer(root / "results" / model)[0], dev)
         compute = Compute(torch.device("cuda", 0), precision)
-        on_gpu = predict(load_teacher(root / "results" / model, compute=compute)[0], dev, compute=compute)
+        on_gpu = predict(load_model_and_tokenizer(root / "results" / model, compute=compute)[0], dev, compute=compute)
         worst = float(np.abs(on_gpu - on_cpu).max())
         agree = float((on_gpu.argmax(1) == on_cpu.argmax(1)).mean())
         print(f"{precision} {model}: same weights, largest logit difference {worst:.2e}, predictions agree {agree:.2%}")
@@ -110,7 +111,7 @@ def test_search_returns_each_candidates_gpu_memory_before_the_next(runs):
     root = runs["cuda", "fp32"]["root"]
     params = _params("cuda", "fp32")
     compute = Compute(torch.device("cuda", 0), "fp32")
-    teacher, tokenizer = load_teacher(root / "results" / "teacher" / "model", compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(root / "results" / "teacher" / "model", compute=compute)
     proxy = Path(root / "results" / "proxies" / "sst2")
     train, dev = (load_encoded(proxy / f"{split}.parquet", tokenizer, params["data"]["max_length"])
                   for split in ("train", "dev"))

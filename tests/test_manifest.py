@@ -3,6 +3,7 @@ takes exactly its flags, and the code deps it derives follow the imports."""
 from __future__ import annotations
 
 import importlib
+import json
 import runpy
 
 import pytest
@@ -11,7 +12,7 @@ from kdnas.pipeline.code_deps import stage_code_deps, stage_code_files
 from kdnas.pipeline.dvc_yaml import render
 from kdnas.pipeline.manifest import MANIFEST, In, Out
 
-from conftest import REPO
+from conftest import PARAMS_READS, REPO
 
 # distill_topk's extra flags: Snakemake's fan-out runs one candidate (--arch, --candidate) or ranks their
 # results (--gather); DVC runs the loop with the manifest's flags
@@ -69,3 +70,39 @@ def test_code_deps_see_an_import_added_inside_a_function(tmp_path):
     module = tmp_path / "kdnas" / "pipeline" / "teacher.py"
     module.write_text(module.read_text() + "\n\ndef _late():\n    from kdnas.proxy_tasks import combine\n")
     assert "kdnas/proxy_tasks.py" in stage_code_deps("teacher", root=tmp_path)
+
+
+# read by stages but never part of a result, so no stage tracks them
+UNTRACKED = {"checkpoint": "where resumable state goes and how often; a resumed run gives the same bytes"}
+
+
+def undeclared_reads(stage: str, task: str | None, reads: list[str]) -> list[str]:
+    """The params keys a stage read that its manifest entry does not declare (a block declared covers its keys)."""
+    declared = [key.replace("${key}", task or "") for key in MANIFEST[stage].tracked_params]
+    if MANIFEST[stage].per_task:
+        declared.append("task")  # a per-task stage's task is its --task, not params.yaml's
+    return [read for read in reads if read.split(".")[0] not in UNTRACKED
+            and not any(read == key or read.startswith(key + ".") for key in declared)]
+
+
+def test_every_stage_reads_only_the_params_it_declares(dvc_run):
+    """Run with KDNAS_PARAMS_AUDIT, each stage of the tiny pipeline recorded the params keys it read: each must
+    be among those the manifest declares (dvc.yaml's params, the rules' stage_params), else a change to it would
+    leave a stale result under both engines."""
+    records = [json.loads(line) for line in (dvc_run / PARAMS_READS).read_text().splitlines()]
+    stages = {r["stage"] for r in records}
+    assert stages == set(MANIFEST), f"stages that recorded nothing: {set(MANIFEST) - stages}"
+    problems = {f"{r['stage']}@{r['task']}": bad for r in records
+                if (bad := undeclared_reads(r["stage"], r["task"], r["reads"]))}
+    assert not problems, f"reads the manifest does not declare: {problems}"
+
+
+def test_the_audit_sees_an_undeclared_read():
+    from kdnas.params_audit import AuditedParams, _READS, deepest
+
+    _READS.clear()
+    params = AuditedParams({"latency": {"seq_len": 64, "threads": 2}, "space": {"init": "inherit"}})
+    params["latency"]["seq_len"], params["space"]
+    assert deepest(_READS) == ["latency.seq_len", "space"]
+    assert undeclared_reads("latency_profile", None, deepest(_READS)) == ["space"]  # declares space.* keys only
+    assert undeclared_reads("search", None, deepest(_READS)) == []

@@ -302,14 +302,14 @@ def test_onnx_runtime_in_its_own_process_orders_the_models_as_in_process_timing_
     from kdnas.arch import Arch
     from kdnas.latency import measure_interleaved
     from kdnas.onnx_runtime import OrtModel, export_onnx
-    from kdnas.pipeline.common import load_teacher
+    from kdnas.models import load_model_and_tokenizer
     from kdnas.students import build_student
 
     table = pd.read_csv(dvc_run / "results/latency/latency.csv")
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
     batch = max(params["latency"]["batch_sizes"])
     own = table[(table["backend"] == "onnxruntime") & (table["batch_size"] == batch)]
-    teacher, _ = load_teacher(dvc_run / "results/teacher/model")
+    teacher, _ = load_model_and_tokenizer(dvc_run / "results/teacher/model")
     models = {name: teacher if name == "teacher" else build_student(teacher, Arch.from_key(name), init="inherit")
               for name in own["model"]}
     in_process = measure_interleaved(

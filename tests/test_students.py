@@ -91,17 +91,17 @@ def test_saved_models_that_cannot_be_used_are_refused_in_one_line(teacher_and_to
     from transformers import AutoTokenizer
 
     from kdnas.models import ModelError, save_model
-    from kdnas.pipeline.common import load_teacher
+    from kdnas.models import load_model_and_tokenizer
 
     teacher, tokenizer = teacher_and_tokenizer
     small = build_student(teacher, Arch(1, 128, 4, 384))
     small.resize_token_embeddings(1000)  # a vocabulary the tokenizer overruns
     save_model(small, tokenizer, tmp_path / "mismatch")
     with pytest.raises(ModelError, match="tokenizer has 30522 tokens but the model's embedding table has 1000"):
-        load_teacher(tmp_path / "mismatch")
+        load_model_and_tokenizer(tmp_path / "mismatch")
     save_model(small, tokenizer, tmp_path / "corrupt")
     weights = tmp_path / "corrupt" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ModelError, match=r"corrupt/model.safetensors: not a readable safetensors file"):
-        load_teacher(tmp_path / "corrupt")
+        load_model_and_tokenizer(tmp_path / "corrupt")
     assert AutoTokenizer.from_pretrained(tmp_path / "corrupt")  # the tokenizer alone was fine

@@ -14,10 +14,10 @@ from kdnas.device import resolve_compute
 from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import attention_implementation
-from kdnas.models import count_parameters, save_model
-from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.models import count_parameters, load_model_and_tokenizer, save_model
 from kdnas.recipe import distill_arch
 from kdnas.tasks import task_of
+from kdnas.training import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def distill_baselines(args, params: dict, importance: dict | None) -> str:
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)
-    teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn, compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(args.teacher, attn_implementation=attn, compute=compute)
     archs = hand_crafted_archs(teacher.config, params["baselines"])
     train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
     finished = checkpoint.folder / "finished" if checkpoint else None

@@ -10,11 +10,11 @@ from kdnas.importance import inheritance_scores
 from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.losses import attention_implementation
-from kdnas.models import count_parameters, save_model
-from kdnas.pipeline.common import load_teacher, seed_everything
+from kdnas.models import count_parameters, load_model_and_tokenizer, save_model
 from kdnas.recipe import distill_arch
 from kdnas.search.reward import objective
 from kdnas.tasks import task_of
+from kdnas.training import seed_everything
 
 
 def pick_winner(ranking: list[dict], latency: LatencyTable, params: dict) -> dict:
@@ -59,7 +59,7 @@ def distill_winner(args, params: dict, importance: dict | None) -> str:
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)
-    teacher, tokenizer = load_teacher(args.teacher, attn_implementation=attn, compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(args.teacher, attn_implementation=attn, compute=compute)
     train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
     student, loss, history = distill_arch(arch, teacher, train, params, importance, checkpoint, attn)
     with atomic_path(args.model) as tmp:

@@ -12,10 +12,10 @@ from kdnas.checkpoint import stage_checkpoint
 from kdnas.device import resolve_compute
 from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
-from kdnas.pipeline.common import seed_everything
 from kdnas.glue_params import search_tasks
 from kdnas.proxy_tasks import distill_on_sets, load_proxy_sets, task_paths
 from kdnas.search.reward import objective
+from kdnas.training import seed_everything
 
 
 def select_topk(ranked: list[dict], k: int) -> list[dict]:

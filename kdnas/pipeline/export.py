@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.arch import Arch
+from kdnas.data import task_split
 from kdnas.device import resolve_compute
 from kdnas.export import label_config, model_card, onnx_with_parity
 from kdnas.glue_params import glue_tasks, task_params
 from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.models import save_model
-from kdnas.pipeline.common import load_teacher, task_split
+from kdnas.models import load_model_and_tokenizer, save_model
 from kdnas.quantize import METHODS, Int8Result, agreement, batches, check_drop, ort_logits, quantize
 from kdnas.tasks import Task, task_of
 
@@ -78,7 +78,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: LatencyTab
     run = params if task_name == params["task"] else task_params(params, task_name)
     task = task_of(run)
     summary, metrics, teacher_metrics = read_json(summary_path), read_json(metrics_path), read_json(teacher_metrics_path)
-    model, tokenizer = load_teacher(student_dir)
+    model, tokenizer = load_model_and_tokenizer(student_dir)
     label_config(model, task)
     save_model(model, tokenizer, out)
     dev = task_split(run, "dev", "dev_size")  # read once: the parity check's rows and int8's scoring rows

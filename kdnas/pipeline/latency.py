@@ -10,7 +10,7 @@ from kdnas.arch import Arch
 from kdnas.baselines import hand_crafted_archs
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency import check_device, hardware_identity, measure_interleaved
-from kdnas.pipeline.common import load_teacher
+from kdnas.models import load_model_and_tokenizer
 from kdnas.students import build_student
 
 
@@ -71,7 +71,7 @@ def latency_stage(args, params: dict) -> str:
 
         require_onnxruntime(f"latency backend {ort_backends[0]!r}")
     ranking = read_json(args.ranking)
-    teacher, _ = load_teacher(args.teacher)
+    teacher, _ = load_model_and_tokenizer(args.teacher)
     candidates = [Arch.from_key(r["arch"]) for r in ranking]
     # the hand-crafted students are timed in the same interleaved run, so margins compare like with like
     baselines = [arch for arch in hand_crafted_archs(teacher.config, params["baselines"]) if arch not in candidates]

@@ -8,7 +8,7 @@ from kdnas.arch import Arch
 from kdnas.io import write_json
 from kdnas.latency import hardware_identity, measure_interleaved
 from kdnas.latency_model import LatencyPredictor, analytic_ms, validation_metrics
-from kdnas.pipeline.common import load_teacher
+from kdnas.models import load_model_and_tokenizer
 from kdnas.search.space import SearchSpace
 from kdnas.students import build_student
 
@@ -50,7 +50,7 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
 
 
 def latency_profile_stage(args, params: dict) -> str:
-    teacher, _ = load_teacher(args.teacher)
+    teacher, _ = load_model_and_tokenizer(args.teacher)
     predictor, metrics, rows = profile_space(teacher, params)
     write_json(args.predictor, {**predictor.to_dict(), "teacher_latency_ms": predictor.teacher_latency_ms,
                                 "measurements": rows})

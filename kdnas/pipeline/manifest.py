@@ -152,9 +152,11 @@ STAGES: tuple[Stage, ...] = (
                 _plot("hypervolume", "results/search/hypervolume.csv", "hypervolume and best reward after each trial "
                       "(CSV)", x="trial", y="hypervolume", title="Hypervolume after each trial"),
                 Metric("metrics", "metrics/search.json", "search summary metrics (JSON)")),
-          params=("compute", "seed", "task", "custom_tasks", "data.max_length", "space", "search", "latency.seq_len",
-                  "latency.threads", "baselines", "glue.tasks"),
-          param_notes={"baselines": "search.prescreen.max_speedup: hand_crafted reads the family",
+          params=("compute", "seed", "task", "custom_tasks", "data.max_length", "teacher", "proxy", "space", "search",
+                  "latency.seq_len", "latency.threads", "baselines", "glue.tasks"),
+          param_notes={"teacher": "the trial log's resume fingerprint (trials of another teacher never resume)",
+                       "proxy": "the same, for the proxy sets",
+                       "baselines": "search.prescreen.max_speedup: hand_crafted reads the family",
                        "glue.tasks": "which tasks search.tasks: all scores; an override unrelated to the search "
                                      "resumes its log"}),
     Stage("distill_topk",
@@ -226,7 +228,7 @@ STAGES: tuple[Stage, ...] = (
                 Out("model", f"{TASK}/student/model", "distilled student (HF folder)"),
                 Out("summary", f"{TASK}/student/summary.json", "winner and training history (JSON)")),
           params=("compute", "seed", "custom_tasks", *DISTILL_PARAMS, "search.reward", "search.latency.batch_size",
-                  "distill_full")),
+                  "search.latency.mode", "distill_full")),
     Stage("glue_baselines", per_task=True,
           args=(_task_arg(), In("teacher", f"{TASK}/teacher/model", "the task's fine-tuned teacher (HF folder)"),
                 In("transfer", f"{TASK}/transfer/logits.parquet", "the task's transfer set with teacher logits "

@@ -8,15 +8,15 @@ from pathlib import Path
 
 from kdnas.batching import encode
 from kdnas.cache import TEACHER_FINGERPRINT, teacher_fingerprint, write_logit_table
-from kdnas.data import split_proxy
+from kdnas.data import check_task_data, full_split, split_proxy
 from kdnas.device import resolve_compute
 from kdnas.importance import IMPORTANCE_FILE, gradient_importance, save_importance
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
-from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
+from kdnas.models import load_model_and_tokenizer
 from kdnas.state_cache import state_bytes, states_path, write_states
 from kdnas.tasks import task_of
-from kdnas.training import predict
+from kdnas.training import predict, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def needed_states(params: dict, teacher_config, regression: bool) -> tuple[bool,
     hidden = attentions = False
     for block in ("search", "distill_topk"):
         cfg = params[block]
-        loss = build_loss(cfg["losses"], temperature=cfg["temperature"], regression=regression,
+        # which states a loss reads does not depend on its temperature, which is left out (and untracked here)
+        loss = build_loss(cfg["losses"], temperature=1.0, regression=regression,
                           student_config=teacher_config, teacher_config=teacher_config)
         hidden, attentions = hidden or loss.needs_states, attentions or loss.needs_attentions
     return hidden, attentions
@@ -41,10 +42,10 @@ def proxy_stage(args, params: dict) -> str:
     # a different seed stream than the teacher's subset, so proxy-dev is not just the teacher's first rows
     train, dev = split_proxy(frame, cfg["train_size"], cfg["dev_size"], params["seed"] + 7919, task.is_regression)
     compute = resolve_compute(params)
-    teacher, tokenizer = load_teacher(args.teacher, compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(args.teacher, compute=compute)
     hidden, attentions = needed_states(params, teacher.config, task.is_regression)
     if attentions:  # sdpa attention returns no attention maps
-        teacher, tokenizer = load_teacher(args.teacher, attn_implementation="eager", compute=compute)
+        teacher, tokenizer = load_model_and_tokenizer(args.teacher, attn_implementation="eager", compute=compute)
     max_len = params["data"]["max_length"]
     encoded = {"train": encode(tokenizer, train, max_len), "dev": encode(tokenizer, dev, max_len)}
     # the cache's size is known from the token counts, before the teacher runs

@@ -8,13 +8,14 @@ import pandas as pd
 from kdnas.device import resolve_compute
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency_model import check_same_hardware
-from kdnas.pipeline.common import load_teacher, seed_everything
 from kdnas.glue_params import search_tasks
+from kdnas.models import load_model_and_tokenizer
 from kdnas.proxy_tasks import load_proxy_sets
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.pareto import hypervolume_curve, pareto_front
 from kdnas.search.runner import run_search, top_k
 from kdnas.tasks import task_of
+from kdnas.training import seed_everything
 
 
 def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -44,7 +45,7 @@ def search_stage(args, params: dict) -> str:
     if params["search"].get("workers", 1) > 1:
         # each worker loads every task's teacher and proxy sets; here only the search task's teacher is needed
         evaluator = ParallelEvaluator(params, paths)
-        teacher, _ = load_teacher(args.teacher, compute=compute)
+        teacher, _ = load_model_and_tokenizer(args.teacher, compute=compute)
     else:
         sets = load_proxy_sets(params, "search", compute=compute, **paths)
         evaluator = SerialEvaluator(params, sets, compute)

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 from kdnas.batching import encode
 from kdnas.checkpoint import stage_checkpoint
-from kdnas.data import task_data_files
+from kdnas.data import check_task_data, task_data_files, task_split
 from kdnas.device import resolve_compute
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import build_loss
 from kdnas.metrics import glue_metrics
 from kdnas.models import (count_parameters, load_finetuned_teacher, load_pretrained_for_task, resolve_backbone,
                           save_model, start_regression_head_at)
-from kdnas.pipeline.common import check_task_data, seed_everything, task_split
 from kdnas.tasks import task_of
-from kdnas.training import predict, train_model
+from kdnas.training import predict, seed_everything, train_model
 
 
 def teacher_stage(args, params: dict) -> str:

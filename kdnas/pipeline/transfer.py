@@ -10,11 +10,11 @@ import pandas as pd
 
 from kdnas.batching import encode
 from kdnas.cache import write_logit_table
-from kdnas.data import check_size, stratified_subset
+from kdnas.data import check_size, check_task_data, full_split, stratified_subset
 from kdnas.device import resolve_compute
-from kdnas.pipeline.common import check_task_data, full_split, load_teacher, seed_everything
+from kdnas.models import load_model_and_tokenizer
 from kdnas.tasks import task_of
-from kdnas.training import predict
+from kdnas.training import predict, seed_everything
 
 
 def transfer_set(params: dict) -> pd.DataFrame:
@@ -37,7 +37,7 @@ def transfer_stage(args, params: dict) -> str:
     seed_everything(params["seed"])
     frame = transfer_set(params)
     compute = resolve_compute(params)
-    teacher, tokenizer = load_teacher(args.teacher, compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(args.teacher, compute=compute)
     logits = predict(teacher, encode(tokenizer, frame, params["data"]["max_length"]), desc="teacher logits",
                      compute=compute)
     write_logit_table(args.out, frame, logits)
