@@ -1,9 +1,10 @@
 """Training checkpoints: a killed or stopped stage resumes where it was and ends as an uninterrupted run would.
 
 A stage's checkpoint lives in ``<checkpoint.dir>/<stage>/<key>/``, outside its declared outputs (DVC and
-Snakemake delete those before rerunning a stage). The key hashes the stage's params (the ``checkpoint``
-block aside: it does not change results) and the contents of its input files, so a checkpoint of other
-params or inputs is never resumed. Nothing is deleted when a stage starts (its inputs may yet prove bad, and
+Snakemake delete those before rerunning a stage). The key hashes the params the stage declares in the manifest
+(the ones DVC and Snakemake track; never the ``checkpoint`` block, which does not change results) and the
+contents of its input files, so a checkpoint of other params or inputs is never resumed, and one survives a
+change to a param the stage does not read. Nothing is deleted when a stage starts (its inputs may yet prove bad, and
 an interrupted run of other params may be wanted back): the stage deletes its checkpoint, and any left under
 other keys, only once its outputs are written.
 
@@ -42,10 +43,22 @@ def _hash_path(digest, path: Path) -> None:
                 digest.update(chunk)
 
 
-def stage_key(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> str:
-    """Hash of the stage name, its params (without ``checkpoint``) and its input files' contents."""
+def _value(params: dict, key: str):
+    node = params
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def stage_key(stage: str, params: dict, inputs: Iterable[str | Path] = (), tracked: Iterable[str] | None = None) -> str:
+    """Hash of the stage name, its params and its input files' contents.
+
+    ``tracked``: the dotted params keys the stage declares (:mod:`kdnas.pipeline.manifest`), so a change to any
+    other param keeps its checkpoint; None hashes every param but ``checkpoint``."""
     digest = hashlib.sha256(stage.encode())
-    digest.update(json.dumps({k: v for k, v in params.items() if k != "checkpoint"}, sort_keys=True).encode())
+    chosen = ({k: v for k, v in params.items() if k != "checkpoint"} if tracked is None
+              else {key: _value(params, key) for key in tracked})
+    digest.update(json.dumps(chosen, sort_keys=True).encode())
     for path in inputs:
         _hash_path(digest, Path(path))
     return digest.hexdigest()[:16]
@@ -123,7 +136,8 @@ def _check_kind(where: Path, saved: str, compute: Compute) -> None:
                          f"compute.device and compute.precision to match it to resume, or delete {where} to start over")
 
 
-def stage_checkpoint(stage: str, params: dict, inputs: Iterable[str | Path] = ()) -> Checkpoint | None:
+def stage_checkpoint(stage: str, params: dict, inputs: Iterable[str | Path] = (),
+                     tracked: Iterable[str] | None = None) -> Checkpoint | None:
     """The stage's checkpoint under params' ``checkpoint`` block (None when absent or ``every_steps`` is 0).
 
     Checkpoints of this stage under other keys (other params or inputs) can never resume here; they are kept
@@ -135,7 +149,7 @@ def stage_checkpoint(stage: str, params: dict, inputs: Iterable[str | Path] = ()
     if not cfg.get("every_steps"):
         return None
     root = Path(cfg.get("dir", "checkpoints")) / stage
-    checkpoint = Checkpoint(root / stage_key(stage, params, inputs), cfg["every_steps"], stage_root=root,
+    checkpoint = Checkpoint(root / stage_key(stage, params, inputs, tracked), cfg["every_steps"], stage_root=root,
                             compute=resolve_compute(params))
     checkpoint.check_compute()
     return checkpoint

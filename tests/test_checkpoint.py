@@ -19,9 +19,10 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, tool_env, with_local_glue, write_params
 from kdnas.arch import Arch
 from kdnas.batching import encode
-from kdnas.checkpoint import Checkpoint, StopRequested, stage_checkpoint
+from kdnas.checkpoint import Checkpoint, StopRequested, stage_checkpoint, stage_key
 from kdnas.device import CPU, Compute, resolve_compute
 from kdnas.errors import KdnasError
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.data import load_glue_split, stratified_subset
 from kdnas.losses import build_loss
 from kdnas.models import load_pretrained_for_task
@@ -133,7 +134,8 @@ def test_a_stage_refuses_a_checkpoint_from_another_kind_of_machine_in_one_line_b
     path = write_params(tmp_path / "params.yaml", params)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
-        folder = stage_checkpoint("teacher/sst2", params, [GLUE_DIR / "SST-2" / "train.tsv"]).folder
+        folder = stage_checkpoint("teacher/sst2", params, [GLUE_DIR / "SST-2" / "train.tsv"],
+                                  tracked=MANIFEST["teacher"].params).folder
     kind = resolve_compute(params).kind
     other = "cuda/bf16" if kind == "cpu/fp32" else "cpu/fp32"  # as a run of these params elsewhere leaves it
     (tmp_path / folder).mkdir(parents=True)
@@ -280,3 +282,18 @@ def test_snakemake_sigkilled_mid_training_unlocks_reruns_incomplete_and_resumes(
     ours = load_file(root / "results/teacher/model/model.safetensors")
     assert _same_tensors(ours, load_file(dvc_run / "results/teacher/model/model.safetensors"))
     assert not (root / "checkpoints").exists()
+
+
+def test_a_checkpoint_key_follows_only_the_params_its_stage_declares():
+    """A change to a param the stage does not read (evaluate's batch size for the teacher) keeps its checkpoint
+    resumable; one it reads (the teacher's learning rate), or a changed input, does not."""
+    params = tiny_params()
+    tracked = MANIFEST["teacher"].params
+    key = stage_key("teacher/sst2", params, [GLUE_DIR / "SST-2" / "dev.tsv"], tracked)
+    other_eval = copy.deepcopy(params)
+    other_eval["evaluate"]["batch_size"] += 1
+    assert stage_key("teacher/sst2", other_eval, [GLUE_DIR / "SST-2" / "dev.tsv"], tracked) == key
+    other_lr = copy.deepcopy(params)
+    other_lr["teacher"]["lr"] *= 2
+    assert stage_key("teacher/sst2", other_lr, [GLUE_DIR / "SST-2" / "dev.tsv"], tracked) != key
+    assert stage_key("teacher/sst2", params, [GLUE_DIR / "STS-B" / "dev.tsv"], tracked) != key

@@ -20,7 +20,7 @@ FAN_OUT_FLAGS = {"distill_topk": {"--arch", "--candidate", "--gather"}}
 
 
 def test_dvc_yaml_is_generated_from_the_manifest():
-    assert (REPO / "dvc.yaml").read_text() == render(), "run: python -m kdnas.pipeline.manifest"
+    assert (REPO / "dvc.yaml").read_text() == render(), "run: python -m kdnas.pipeline.dvc_yaml"
 
 
 @pytest.mark.parametrize("name", list(MANIFEST))

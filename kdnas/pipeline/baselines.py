@@ -15,6 +15,7 @@ from kdnas.importance import inheritance_scores
 from kdnas.io import atomic_path, write_json
 from kdnas.losses import attention_implementation
 from kdnas.models import count_parameters, load_model_and_tokenizer, save_model
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.recipe import distill_arch
 from kdnas.tasks import task_of
 from kdnas.training import seed_everything
@@ -29,7 +30,8 @@ def baselines_stage(args, params: dict) -> str:
 
 def distill_baselines(args, params: dict, importance: dict | None) -> str:
     task = task_of(params)
-    checkpoint = stage_checkpoint(f"baselines/{task.name}", params, [args.teacher, args.transfer])
+    checkpoint = stage_checkpoint(f"baselines/{task.name}", params, [args.teacher, args.transfer],
+                                  tracked=MANIFEST["baselines"].params)
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)

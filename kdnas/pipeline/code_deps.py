@@ -12,8 +12,10 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# run by every stage before its work, or empty package markers
-ALWAYS = {"kdnas/__init__.py", "kdnas/pipeline/__init__.py", "kdnas/cli.py", "kdnas/params.py", "kdnas/errors.py"}
+# run by every stage before its work, or empty package markers; and the manifest, whose every declaration that
+# can change a result (paths, params) reaches both engines as the stage's command and params already
+ALWAYS = {"kdnas/__init__.py", "kdnas/pipeline/__init__.py", "kdnas/cli.py", "kdnas/params.py", "kdnas/errors.py",
+          "kdnas/pipeline/manifest.py"}
 FILE_GRANULAR = {"pipeline"}  # the one subpackage whose modules are listed one by one (a module per stage)
 
 

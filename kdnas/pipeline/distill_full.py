@@ -11,6 +11,7 @@ from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json
 from kdnas.losses import attention_implementation
 from kdnas.models import count_parameters, load_model_and_tokenizer, save_model
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.recipe import distill_arch
 from kdnas.search.reward import objective
 from kdnas.tasks import task_of
@@ -55,7 +56,9 @@ def distill_winner(args, params: dict, importance: dict | None) -> str:
     task = task_of(params)
     winner = pick_winner(read_json(args.ranking), LatencyTable.read(args.latency), params)
     arch = Arch.from_key(winner["arch"])
-    checkpoint = stage_checkpoint(f"distill_full/{task.name}", params, [args.teacher, args.transfer, args.ranking, args.latency])
+    checkpoint = stage_checkpoint(f"distill_full/{task.name}", params,
+                                  [args.teacher, args.transfer, args.ranking, args.latency],
+                                  tracked=MANIFEST["distill_full"].params)
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)

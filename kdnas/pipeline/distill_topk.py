@@ -13,6 +13,7 @@ from kdnas.device import resolve_compute
 from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
 from kdnas.glue_params import search_tasks
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.proxy_tasks import distill_on_sets, load_proxy_sets, task_paths
 from kdnas.search.reward import objective
 from kdnas.training import seed_everything
@@ -41,7 +42,8 @@ class _ProxyRun:
         inputs = [p for name in search_tasks(params) for p in task_paths(params, name, **paths)]
         # a rerun after a kill skips finished candidates (each result depends only on its own seed) and
         # resumes the one in training
-        self.checkpoint = stage_checkpoint(checkpoint_name, params, [*inputs, args.ranked])
+        self.checkpoint = stage_checkpoint(checkpoint_name, params, [*inputs, args.ranked],
+                                           tracked=MANIFEST["distill_topk"].params)
         self.compute = resolve_compute(params)
         seed_everything(params["seed"])
         self.sets = load_proxy_sets(params, "distill_topk", compute=self.compute, **paths)

@@ -1,7 +1,7 @@
 """``dvc.yaml``, written from the stage manifest (:mod:`kdnas.pipeline.manifest`).
 
-    python -m kdnas.pipeline.manifest           # rewrite dvc.yaml
-    python -m kdnas.pipeline.manifest --check   # exit 1 when dvc.yaml differs from the manifest
+    python -m kdnas.pipeline.dvc_yaml           # rewrite dvc.yaml
+    python -m kdnas.pipeline.dvc_yaml --check   # exit 1 when dvc.yaml differs from the manifest
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kdnas.pipeline.code_deps import REPO, stage_code_deps
 from kdnas.pipeline.manifest import STAGES, Arg, In, Metric, Out, Plot, Stage
 
 HEADER = """\
-# The kdnas pipeline. GENERATED from kdnas/pipeline/manifest.py (python -m kdnas.pipeline.manifest); edit the
+# The kdnas pipeline. GENERATED from kdnas/pipeline/manifest.py (python -m kdnas.pipeline.dvc_yaml); edit the
 # manifest, not this file (tests/test_manifest.py holds the two equal). Each stage calls one thin CLI in
 # stages/; deps list the CLI, the kdnas modules it imports and its inputs; params list only the keys it
 # reads, so tuning the search never retrains the teacher. workflow/rules/*.smk run the same stages under
@@ -101,13 +101,17 @@ def render(stages=STAGES) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kdnas.pipeline.manifest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m kdnas.pipeline.dvc_yaml", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date")
     parser.add_argument("--out", default=str(REPO / "dvc.yaml"))
     args = parser.parse_args(argv)
     text, path = render(), Path(args.out)
     if args.check:
         if not path.is_file() or path.read_text() != text:
-            sys.exit(f"{path} differs from kdnas/pipeline/manifest.py: run python -m kdnas.pipeline.manifest")
+            sys.exit(f"{path} differs from kdnas/pipeline/manifest.py: run python -m kdnas.pipeline.dvc_yaml")
         return
     path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,7 @@
 order), the params it reads, whether it reads the task's data, and whether it runs once per GLUE task.
 
 Both engines follow from it:
-- ``dvc.yaml`` is generated from it (``python -m kdnas.pipeline.manifest``; a test holds the committed file
+- ``dvc.yaml`` is generated from it (``python -m kdnas.pipeline.dvc_yaml``; a test holds the committed file
   equal to the generated one). Each stage's code deps are the ``kdnas`` modules its CLI imports, found by
   reading the imports (:mod:`kdnas.pipeline.code_deps`), so they cannot drift from the code;
 - the Snakemake rules read each stage's params and code from here (``workflow/rules/common.smk``).
@@ -281,9 +281,3 @@ MANIFEST: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 
 def stage(name: str) -> Stage:
     return MANIFEST[name]
-
-
-if __name__ == "__main__":
-    from kdnas.pipeline.dvc_yaml import main
-
-    main()

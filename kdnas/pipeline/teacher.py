@@ -10,6 +10,7 @@ from kdnas.losses import build_loss
 from kdnas.metrics import glue_metrics
 from kdnas.models import (count_parameters, load_finetuned_teacher, load_pretrained_for_task, resolve_backbone,
                           save_model, start_regression_head_at)
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.tasks import task_of
 from kdnas.training import predict, seed_everything, train_model
 
@@ -21,7 +22,8 @@ def teacher_stage(args, params: dict) -> str:
         return teacher_as_given(args, params)
     check_task_data(params)
     resolve_backbone(cfg["backbone"])  # bad path: one-line error before loading any data
-    checkpoint = stage_checkpoint(f"teacher/{task.name}", params, task_data_files(params, ("train",)))
+    checkpoint = stage_checkpoint(f"teacher/{task.name}", params, task_data_files(params, ("train",)),
+                                  tracked=MANIFEST["teacher"].params)
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     train, dev = task_split(params, "train", "train_size"), task_split(params, "dev", "dev_size")
