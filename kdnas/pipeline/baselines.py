@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 
 def baselines_stage(args, params: dict) -> str:
     """The search task's hand-crafted students (inheriting by the same importance as its searched student)."""
-    return distill_baselines(args, params, importance=inheritance_scores(params, args.proxy))
+    return distill_baselines(args, params, importance=inheritance_scores(params, args.proxy),
+                             tracked=MANIFEST["baselines"].params)
 
 
-def distill_baselines(args, params: dict, importance: dict | None) -> str:
+def distill_baselines(args, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
     task = task_of(params)
     checkpoint = stage_checkpoint(f"baselines/{task.name}", params, [args.teacher, args.transfer],
-                                  tracked=MANIFEST["baselines"].params)
+                                  tracked=tracked)
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)

@@ -45,20 +45,22 @@ def pick_winner(ranking: list[dict], latency: LatencyTable, params: dict) -> dic
 
 
 def distill_full_stage(args, params: dict) -> str:
-    return distill_winner(args, params, importance=inheritance_scores(params, args.proxy))
+    return distill_winner(args, params, importance=inheritance_scores(params, args.proxy),
+                          tracked=MANIFEST["distill_full"].params)
 
 
-def distill_winner(args, params: dict, importance: dict | None) -> str:
+def distill_winner(args, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
     """Picks the winner, builds it from ``args.teacher`` and distils it on ``args.transfer``.
 
-    ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude.
+    ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude. ``tracked``: the
+    running stage's declared params (distill_full's or glue_distill's), which key its checkpoint.
     """
     task = task_of(params)
     winner = pick_winner(read_json(args.ranking), LatencyTable.read(args.latency), params)
     arch = Arch.from_key(winner["arch"])
     checkpoint = stage_checkpoint(f"distill_full/{task.name}", params,
                                   [args.teacher, args.transfer, args.ranking, args.latency],
-                                  tracked=MANIFEST["distill_full"].params)
+                                  tracked=tracked)
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from kdnas.glue_params import task_params
 from kdnas.pipeline.baselines import distill_baselines
+from kdnas.pipeline.manifest import MANIFEST
 
 
 def glue_baselines_stage(args, params: dict) -> str:
     """Inheriting by magnitude, as the task's searched student does (see glue_distill)."""
-    return f"{args.task}: " + distill_baselines(args, task_params(params, args.task), importance=None)
+    return f"{args.task}: " + distill_baselines(args, task_params(params, args.task), importance=None,
+                                                   tracked=MANIFEST["glue_baselines"].params)

@@ -9,12 +9,14 @@ from kdnas.errors import KdnasError
 from kdnas.glue_params import task_params
 from kdnas.io import read_json
 from kdnas.pipeline.distill_full import distill_winner
+from kdnas.pipeline.manifest import MANIFEST
 
 
 def glue_distill_stage(args, params: dict) -> str:
     searched = read_json(args.searched)["winner"]["arch"]
     # gradient importance is measured on the search task's teacher; another task's teacher inherits by magnitude
-    out = distill_winner(args, task_params(params, args.task), importance=None)
+    out = distill_winner(args, task_params(params, args.task), importance=None,
+                         tracked=MANIFEST["glue_distill"].params)
     picked = read_json(args.summary)["winner"]["arch"]
     if picked != searched:  # cannot happen with equal inputs; guards a ranking/latency edited by hand
         raise KdnasError(f"{args.task}: picked {picked} but the search task's student is {searched}; "
