@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from kdnas import params_audit
 from kdnas.errors import KdnasError, StopRequested
 from kdnas.params import load_params
-from kdnas import params_audit
 from kdnas.pipeline.manifest import MANIFEST, In, Out
 
 
@@ -58,10 +58,8 @@ def check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                                  "e.g. `dvc repro` or `snakemake`)")
 
 
-def _resolve(main: str | Callable) -> Callable:
-    if callable(main):
-        return main
-    module, name = main.split(":")
+def _stage_function(stage: str) -> Callable[[argparse.Namespace, dict], str]:
+    module, name = MANIFEST[stage].function.split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -73,13 +71,12 @@ def check_data_files(args: argparse.Namespace, params: dict) -> None:
     check_task_files(task_params(params, args.task) if getattr(args, "task", None) else params)
 
 
-def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | None = None,
-              main: str | Callable[[argparse.Namespace, dict], str] | None = None) -> int:
+def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parses args, validates params, inputs and (the manifest's ``reads_data``) the task's data files, runs
     the stage's function and prints its one-line summary.
 
-    ``main`` is the stage function or ``"module:function"``, imported only after the checks pass; by default the
-    manifest's (``kdnas.pipeline.<stage>:<stage>_stage``). Known
+    The function (the manifest's ``kdnas.pipeline.<stage>:<stage>_stage``) is imported only after the checks
+    pass. Known
     problems (bad params, data, models) print ``<stage>: error: <message>`` and exit 2 before heavy work;
     nothing already produced is touched because outputs are written atomically.
     """
@@ -98,7 +95,7 @@ def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | Non
         check_inputs(parser, args)
         if MANIFEST[stage].reads_data:
             check_data_files(args, params)
-        summary = _resolve(main or MANIFEST[stage].function)(args, params_audit.start(params))
+        summary = _stage_function(stage)(args, params_audit.start(params))
         params_audit.finish(stage, getattr(args, "task", None))
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
         error_line(f"{stage}: stopped: {error}")
