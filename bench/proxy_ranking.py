@@ -35,6 +35,7 @@ from kdnas.arch import Arch
 from kdnas.baselines import hand_crafted_archs
 from kdnas.cache import load_encoded
 from kdnas.device import resolve_compute
+from kdnas.front import front_weights
 from kdnas.glue import task_score
 from kdnas.glue_params import search_tasks, task_params
 from kdnas.io import read_json
@@ -214,11 +215,9 @@ def rank_agreement(signals: pd.DataFrame, targets: pd.DataFrame, subsets: dict[s
     return pd.DataFrame(rows)
 
 
-def front_margins(targets: pd.DataFrame, params: dict, paths: Paths, trials: pd.DataFrame) -> pd.DataFrame:
+def front_margins(targets: pd.DataFrame, params: dict, paths: Paths) -> pd.DataFrame:
     """Each fully distilled architecture against the hand-crafted front, all latencies the latency profile's
     estimates (most trials were never timed): does the region hold any student above the front?"""
-    from kdnas.front import front_weights
-
     predictor_json = read_json(paths.results / "latency_profile/predictor.json")
     predictor = LatencyPredictor.from_dict(predictor_json)
     teacher_config = read_json(paths.teacher(params["task"]) / "config.json")
@@ -274,7 +273,7 @@ def main() -> None:
     agreement = rank_agreement(signals, targets, subsets)
     agreement.to_csv(out / RANKING_CSV, index=False)
     per_arch = signals.join(targets)
-    margins = front_margins(targets, params, paths, trials)
+    margins = front_margins(targets, params, paths)
     if len(margins):
         per_arch = per_arch.join(margins.pivot(index="arch", columns="target", values="margin").add_prefix("margin_"))
         per_arch["estimated_speedup"] = margins.drop_duplicates("arch").set_index("arch")["estimated_speedup"]

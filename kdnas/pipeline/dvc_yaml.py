@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from kdnas.pipeline.code_deps import REPO, stage_code_deps
-from kdnas.pipeline.manifest import STAGES, Arg, In, Metric, Out, Plot, Stage
+from kdnas.pipeline.manifest import STAGES, Metric, Out, Plot, Stage
 
 HEADER = """\
 # The kdnas pipeline. GENERATED from kdnas/pipeline/manifest.py (python -m kdnas.pipeline.dvc_yaml); edit the
