@@ -88,19 +88,17 @@ class AppendOnlyTable:
 
     def __init__(self, path: Path, key: list[str]):
         self.path, self.key = path, key
+        self._done = {tuple(str(v) for v in row) for row in self.frame()[key].itertuples(index=False)}
 
     def frame(self) -> pd.DataFrame:
         return pd.read_csv(self.path) if self.path.is_file() else pd.DataFrame(columns=self.key)
 
     def done(self, *values) -> bool:
-        frame = self.frame()
-        mask = pd.Series(True, index=frame.index)
-        for column, value in zip(self.key, values):
-            mask &= frame[column].astype(str) == str(value)
-        return bool(mask.any())
+        return tuple(str(v) for v in values) in self._done
 
     def append(self, row: dict) -> None:
         pd.DataFrame([row]).to_csv(self.path, mode="a", header=not self.path.is_file(), index=False)
+        self._done.add(tuple(str(row[k]) for k in self.key))
 
 
 def full_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyTable, work: Path) -> None:
