@@ -30,15 +30,15 @@ def label_config(model, task: Task) -> None:
 
 
 def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int, threads: int,
-                     device: str = "cpu") -> float:
-    """Exports ``model`` (on the CPU) to ``path`` and returns the largest logit difference ONNX Runtime (CPU)
+                     device: str = "cpu", fusion: str = "none") -> float:
+    """Exports ``model`` (on the CPU) to ``path`` (graph form ``fusion``) and returns the largest logit difference ONNX Runtime (CPU)
     shows on ``texts`` (pairs as tuples) against PyTorch in fp32 on ``device``; raises when it exceeds
     PARITY_TOLERANCE."""
     import torch
 
     from kdnas.quantize import encode_for_ort
 
-    export_onnx(model, path)
+    export_onnx(model, path, fusion)
     firsts = [t[0] if isinstance(t, tuple) else t for t in texts]
     seconds = [t[1] for t in texts] if isinstance(texts[0], tuple) else None
     inputs = {name: torch.from_numpy(ids) for name, ids in encode_for_ort(tokenizer, firsts, seconds, max_length).items()}

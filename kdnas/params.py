@@ -243,6 +243,9 @@ def _check_glue(params: dict[str, Any], schema: dict) -> None:
             if folder in ((params["glue"]["tasks"][task] or {}).get("data") or {}):
                 raise ParamsError(f"params: glue.tasks.{task}.data.{folder}: every task reads data.{folder} (the "
                                   "pipeline's data dependency); set it there")
+        if "fusion" in ((params["glue"]["tasks"][task] or {}).get("export") or {}):
+            raise ParamsError(f"params: glue.tasks.{task}.export.fusion: the latency stage times one graph form "
+                              "for every task; set export.fusion")
         merged = task_params(params, task)
         merged["glue"] = {"tasks": {}}
         error = _first_error(Validator(schema), merged)

@@ -95,19 +95,25 @@ def quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np.
 
 
 def _quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np.ndarray]] | None) -> Path:
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method == "dynamic":
-        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8)
+        # ONNX shape inference types no output of a fused (com.microsoft) operator; those outputs are fp32
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         return out
     if method != "static":
         raise KdnasError(f"int8 method {method!r} is invalid: use one of {', '.join(METHODS)}")
     if not calibration:
         raise KdnasError("static int8 quantisation needs calibration rows (export.int8.calibration_rows)")
     prepared = out.with_name(out.stem + ".prepared.onnx")
-    # graph clean-up and ONNX shape inference, as ONNX Runtime advises (its symbolic inference fails on BERT graphs)
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    # graph clean-up and shape inference, as ONNX Runtime advises. A fused graph needs ONNX Runtime's symbolic
+    # inference (ONNX's own types nothing after a com.microsoft operator, and calibration then misses those
+    # tensors); on a plain BERT graph the symbolic inference fails, and ONNX's is enough
+    fused = any(node.domain == "com.microsoft" for node in onnx.load(str(fp32), load_external_data=False).graph.node)
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=not fused)
     try:
         # the matrix products and the embedding lookups, as dynamic quantisation does. Quantising the additions
         # too put the attention mask's huge negative values into one int8 range, which flattened a regression

@@ -83,14 +83,21 @@ def test_validation_metrics_on_hand_made_numbers():
     assert got["mape_percent"] == pytest.approx((0 + 10 + 10) / 3)
 
 
-def test_onnx_export_matches_pytorch_and_times_with_onnxruntime(tmp_path):
+@pytest.mark.parametrize("fusion", ["none", "bert"])
+def test_onnx_export_matches_pytorch_and_times_with_onnxruntime(tmp_path, fusion):
+    import onnx
     import torch
 
     from kdnas.latency import dummy_inputs
     from kdnas.onnx_runtime import OrtModel, export_onnx, max_abs_difference
 
     model = _bert(2)
-    ort_model = OrtModel(export_onnx(model, tmp_path / "m.onnx"), model.config.vocab_size, threads=1)
+    attention = model.config._attn_implementation
+    path = export_onnx(model, tmp_path / "m.onnx", fusion)
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count("Attention") == (2 if fusion == "bert" else 0)  # one fused attention per layer
+    assert model.config._attn_implementation == attention != "eager"  # exported as eager, left as it was
+    ort_model = OrtModel(path, model.config.vocab_size, threads=1)
     inputs = dummy_inputs(model.config.vocab_size, batch_size=3, seq_len=24, seed=1)  # other shapes than exported
     inputs["attention_mask"][1, 12:] = 0  # padding too
     assert max_abs_difference(model, ort_model, inputs) < 1e-4

@@ -85,7 +85,7 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: LatencyTab
     parity = dev.head(PARITY_ROWS)
     texts = list(zip(parity["text_a"], parity["text_b"])) if len(task.text_columns) == 2 else parity["text_a"].tolist()
     diff = onnx_with_parity(model, tokenizer, texts, out / "model.onnx", run["data"]["max_length"],
-                            params["latency"]["threads"], resolve_compute(params).device)
+                            params["latency"]["threads"], resolve_compute(params).device, params["export"]["fusion"])
     int8 = int8_student(task, run, tokenizer, out, dev, run["export"], params["latency"]["threads"])
     arch = Arch.from_dict(summary["arch"])
     hw = latency.hardware()

@@ -14,8 +14,9 @@ from kdnas.models import load_model_and_tokenizer
 from kdnas.students import build_student
 
 
-def _onnx_files(models: dict, backend: str, workdir: Path) -> dict[str, str]:
-    """Each model as the ONNX file ``backend`` runs: exported fp32, or that file quantised (dynamic int8)."""
+def _onnx_files(models: dict, backend: str, fusion: str, workdir: Path) -> dict[str, str]:
+    """Each model as the ONNX file ``backend`` runs: exported fp32 in the graph form export ships (``fusion``),
+    or that file quantised (dynamic int8)."""
     from kdnas.onnx_runtime import export_onnx
     from kdnas.quantize import quantize
 
@@ -23,14 +24,14 @@ def _onnx_files(models: dict, backend: str, workdir: Path) -> dict[str, str]:
     for name, model in models.items():
         path = workdir / f"{name}.onnx"
         if not path.exists():
-            export_onnx(model, path)
+            export_onnx(model, path, fusion)
         if backend == "onnxruntime-int8":
             path = quantize(path, workdir / f"{name}.int8.onnx", "dynamic")
         files[name] = str(path)
     return files
 
 
-def _timed(models: dict, backend: str, batch_size: int, cfg: dict, workdir: Path) -> dict[str, dict]:
+def _timed(models: dict, backend: str, batch_size: int, cfg: dict, fusion: str, workdir: Path) -> dict[str, dict]:
     """Each model's timing on ``backend``: eager in this process; ONNX Runtime in a process of its own."""
     common = dict(batch_size=batch_size, seq_len=cfg["seq_len"], threads=cfg["threads"], warmup=cfg["warmup"],
                   repeats=cfg["repeats"])
@@ -38,13 +39,14 @@ def _timed(models: dict, backend: str, batch_size: int, cfg: dict, workdir: Path
         return measure_interleaved(models, device=cfg.get("device", "cpu"), **common)
     from kdnas.ort_timing import measure_in_own_process
 
-    return measure_in_own_process(paths=_onnx_files(models, backend, workdir),
+    return measure_in_own_process(paths=_onnx_files(models, backend, fusion, workdir),
                                   vocab_size=models["teacher"].config.vocab_size, **common)
 
 
-def latency_table(teacher, archs: list[Arch], cfg: dict, init: str) -> pd.DataFrame:
+def latency_table(teacher, archs: list[Arch], cfg: dict, init: str, fusion: str = "none") -> pd.DataFrame:
     """One row per (backend, model, batch size): median and IQR in ms, runs, speed-up over the teacher on the
-    same backend (``speedup``) and over the fp32 teacher in eager PyTorch (``speedup_vs_eager``)."""
+    same backend (``speedup``) and over the fp32 teacher in eager PyTorch (``speedup_vs_eager``). ONNX
+    Runtime times each model's graph in the form ``fusion`` (``export.fusion``) gives it."""
     models = {"teacher": teacher}
     for arch in archs:
         models[arch.key] = build_student(teacher, arch, init=init)  # latency does not depend on the weights
@@ -52,7 +54,7 @@ def latency_table(teacher, archs: list[Arch], cfg: dict, init: str) -> pd.DataFr
     with tempfile.TemporaryDirectory() as workdir:
         for backend in cfg.get("backends", ["eager"]):
             for batch_size in cfg["batch_sizes"]:
-                timed = _timed(models, backend, batch_size, cfg, Path(workdir))
+                timed = _timed(models, backend, batch_size, cfg, fusion, Path(workdir))
                 teacher_ms = timed["teacher"]["median_ms"]
                 for name, result in timed.items():
                     rows.append({"backend": backend, "model": name, **result, "speedup": teacher_ms / result["median_ms"]})
@@ -75,7 +77,7 @@ def latency_stage(args, params: dict) -> str:
     candidates = [Arch.from_key(r["arch"]) for r in ranking]
     # the hand-crafted students are timed in the same interleaved run, so margins compare like with like
     baselines = [arch for arch in hand_crafted_archs(teacher.config, params["baselines"]) if arch not in candidates]
-    table = latency_table(teacher, candidates + baselines, cfg, params["space"]["init"])
+    table = latency_table(teacher, candidates + baselines, cfg, params["space"]["init"], params["export"]["fusion"])
     hardware = hardware_identity(cfg["threads"])
     for key, value in hardware.items():
         table[f"hw_{key}"] = value
