@@ -8,6 +8,7 @@ import copy
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -92,3 +93,37 @@ def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, 
         result[name] = {"median_ms": float(median), "iqr_ms": float(q3 - q1), "runs": len(values),
                         "batch_size": batch_size, "seq_len": seq_len, "device": device}
     return result
+
+
+BACKENDS = ("eager", "onnxruntime", "onnxruntime-int8")
+
+
+def onnx_files(models: dict, backend: str, fusion: str, workdir: Path) -> dict[str, str]:
+    """Each model as the ONNX file ``backend`` runs: exported fp32 in the graph form export ships (``fusion``,
+    ``export.fusion``), or that file quantised (dynamic int8). Files already in ``workdir`` are reused."""
+    from kdnas.onnx_runtime import export_onnx
+    from kdnas.quantize import quantize
+
+    files = {}
+    for name, model in models.items():
+        path = workdir / f"{name}.onnx"
+        if not path.exists():
+            export_onnx(model, path, fusion)
+        if backend == "onnxruntime-int8":
+            quantized = workdir / f"{name}.int8.onnx"
+            path = quantized if quantized.exists() else quantize(path, quantized, "dynamic")
+        files[name] = str(path)
+    return files
+
+
+def measure_on_backend(models: dict, backend: str, *, fusion: str, workdir: Path, batch_size: int, seq_len: int,
+                       threads: int, warmup: int, repeats: int, device: str = "cpu") -> dict[str, dict]:
+    """:func:`measure_interleaved` on ``backend``: eager PyTorch in this process, or ONNX Runtime (fp32 or
+    int8) round-robin in a process of its own (``kdnas.ort_timing``), away from torch's thread pool."""
+    common = dict(batch_size=batch_size, seq_len=seq_len, threads=threads, warmup=warmup, repeats=repeats)
+    if backend == "eager":
+        return measure_interleaved(models, device=device, **common)
+    from kdnas.ort_timing import measure_in_own_process
+
+    vocab_size = next(iter(models.values())).config.vocab_size
+    return measure_in_own_process(paths=onnx_files(models, backend, fusion, workdir), vocab_size=vocab_size, **common)

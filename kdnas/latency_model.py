@@ -63,6 +63,16 @@ def check_same_hardware(predictor: dict, threads: int) -> None:
                              f"{here[key]!r}: rerun the latency_profile stage here (dvc repro -f latency_profile)")
 
 
+def check_same_backend(predictor: dict, backend: str) -> None:
+    """Refuses a predictor timed on another runtime than ``search.latency.backend``."""
+    from kdnas.errors import KdnasError
+
+    there = predictor.get("backend", "eager")  # predictors of eager profiles do not name it
+    if there != backend:
+        raise KdnasError(f"latency predictor was timed on {there}, search.latency.backend is {backend}: rerun the "
+                         "latency_profile stage (dvc repro latency_profile)")
+
+
 def analytic_ms(arch: Arch, batch_size: int, seq_len: int) -> float:
     """Deterministic latency stand-in: multiply-accumulates of one forward pass, in GMAC, read as milliseconds
     on a nominal device doing 1 GMAC per ms (1 TMAC/s).

@@ -3,7 +3,7 @@
 Uses PyTorch's TorchScript-based exporter (``dynamo=False``: no extra dependencies, dynamic batch and
 sequence axes) and ONNX Runtime's CPU provider. Both packages are the optional ``onnx`` extra.
 
-``fusion: bert`` (``onnx.fusion``) rewrites the exported graph with ONNX Runtime's transformer optimizer
+``fusion: bert`` (``export.fusion``) rewrites the exported graph with ONNX Runtime's transformer optimizer
 (``onnxruntime.transformers.optimizer``): one ``Attention`` node per layer, ``EmbedLayerNormalization``,
 ``SkipLayerNormalization`` and ``BiasGelu``, the form ONNX Runtime runs fastest and quantises to
 ``QAttention``. The fused file needs ONNX Runtime (its ``com.microsoft`` operators); ``none`` keeps the plain,
@@ -11,6 +11,8 @@ portable graph.
 """
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,19 @@ from kdnas.errors import KdnasError
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FUSIONS = ("bert", "none")
+
+
+@contextmanager
+def quiet_root_logger():
+    """ONNX Runtime's quantiser and transformer optimizer log every node and pass, on the root logger or on loggers
+    named after their modules (imported top-level): keep the stage log readable (errors still show)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def require_onnxruntime(what: str = "latency backend 'onnxruntime'") -> None:
@@ -35,7 +50,7 @@ def export_onnx(model, path: str | Path, fusion: str = "none", opset: int = 17) 
     """Writes ``model`` as ONNX with dynamic batch and sequence axes, its graph fused as ``fusion`` says
     (:data:`FUSIONS`); returns the path."""
     if fusion not in FUSIONS:
-        raise KdnasError(f"onnx.fusion = {fusion!r} is invalid: use one of {', '.join(FUSIONS)}")
+        raise KdnasError(f"export.fusion = {fusion!r} is invalid: use one of {', '.join(FUSIONS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.ones((2, 8), dtype=torch.long)
@@ -64,13 +79,14 @@ def fuse_bert(path: Path, config) -> None:
 
     options = FusionOptions("bert")
     options.attention_mask_format = AttentionMaskFormat.AttentionMask
-    fused = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
-                           hidden_size=config.hidden_size, optimization_options=options)
-    attention = fused.get_fused_operator_statistics().get("Attention", 0)
-    if attention != config.num_hidden_layers:
-        raise KdnasError(f"onnx.fusion = bert fused the attention of {attention} of {config.num_hidden_layers} "
-                         f"layers in {path.name}: set onnx.fusion: none for this model")
-    fused.save_model_to_file(str(path))
+    with quiet_root_logger():  # each step logs (statistics and saving included)
+        fused = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size, optimization_options=options)
+        attention = fused.get_fused_operator_statistics().get("Attention", 0)
+        if attention != config.num_hidden_layers:
+            raise KdnasError(f"export.fusion = bert fused the attention of {attention} of {config.num_hidden_layers} "
+                             f"layers in {path.name}: set export.fusion: none for this model")
+        fused.save_model_to_file(str(path))
 
 
 class OrtModel:

@@ -183,11 +183,32 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
             check_compute(compute["device"], compute["precision"])
         except KdnasError as error:
             raise ParamsError(str(error)) from None
+    _check_search_backend(params)
     if params["latency"].get("device") == "cuda":
         import torch  # only for this check
 
         if not torch.cuda.is_available():
             raise ParamsError("params: latency.device = 'cuda' but no CUDA GPU is visible to torch here")
+
+
+def _check_search_backend(params: dict[str, Any]) -> None:
+    """An ONNX Runtime search backend is profiled (mode predicted) and timed again by the latency stage."""
+    backend = params["search"]["latency"]["backend"]
+    if backend == "eager":
+        return
+    mode = params["search"]["latency"]["mode"]
+    if mode != "predicted":
+        raise ParamsError(f"params: search.latency.backend = {backend!r} needs search.latency.mode: predicted "
+                          f"(got {mode!r}): latency_profile times that runtime, candidates are not timed one by one")
+    if backend not in params["latency"].get("backends", ["eager"]):
+        raise ParamsError(f"params: search.latency.backend = {backend!r} is not in latency.backends "
+                          f"{params['latency'].get('backends', ['eager'])}: distill_full re-scores the ranked "
+                          "candidates on the latency stage's timings of that runtime")
+    import importlib.util
+
+    if any(importlib.util.find_spec(module) is None for module in ("onnx", "onnxruntime")):
+        raise ParamsError(f"params: search.latency.backend = {backend!r} needs the onnx extra: "
+                          "pip install -e '.[onnx]' (onnx and onnxruntime)")
 
 
 def _check_custom_tasks(params: dict[str, Any]) -> None:

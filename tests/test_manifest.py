@@ -85,6 +85,7 @@ def undeclared_reads(stage: str, task: str | None, reads: list[str]) -> list[str
             and not any(read == key or read.startswith(key + ".") for key in declared)]
 
 
+@pytest.mark.slow  # reads the whole tiny pipeline run
 def test_every_stage_reads_only_the_params_it_declares(dvc_run):
     """Run with KDNAS_PARAMS_AUDIT, each stage of the tiny pipeline recorded the params keys it read: each must
     be among those the manifest declares (dvc.yaml's params, the rules' stage_params), else a change to it would

@@ -133,6 +133,31 @@ def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
     assert winner["arch"] == "L1-H384-A12-F384" and winner["final_reward"] == 0.84
 
 
+def test_on_an_onnx_runtime_backend_the_winner_is_rescored_on_that_runtime_against_the_eager_teacher():
+    import pandas as pd
+
+    from kdnas.latency_table import LatencyTable
+    from kdnas.pipeline.distill_full import pick_winner
+
+    params = tiny_params()
+    params["search"]["reward"].update(target_speedup=4.0, alpha=0.0, beta=-1.0)
+    params["search"]["latency"].update(batch_size=32, mode="predicted", backend="onnxruntime-int8")
+    ranking = [{"arch": "L2-H384-A12-F768", "score": 0.85}, {"arch": "L1-H384-A12-F384", "score": 0.80}]
+    rows = [("eager", "teacher", 100.0), ("eager", "L2-H384-A12-F768", 40.0), ("eager", "L1-H384-A12-F384", 20.0),
+            ("onnxruntime-int8", "teacher", 60.0), ("onnxruntime-int8", "L2-H384-A12-F768", 24.0),
+            ("onnxruntime-int8", "L1-H384-A12-F384", 12.0)]
+    latency = LatencyTable(pd.DataFrame([{"backend": b, "model": m, "batch_size": 32, "median_ms": ms, "speedup": 0.0}
+                                         for b, m, ms in rows]))
+    winner = pick_winner(ranking, latency, params)
+    # target 100 / 4 = 25 ms of the eager fp32 teacher: int8 brings the wider student on target (24 ms), which
+    # eager (40 ms: 0.85 x 25 / 40 = 0.53) would not
+    assert winner["arch"] == "L2-H384-A12-F768" and winner["final_reward"] == 0.85
+    assert winner["latency_ms"] == 24.0 and winner["speedup"] == 100.0 / 24.0
+    assert winner["latency_backend"] == "onnxruntime-int8"
+    params["search"]["latency"]["backend"] = "eager"
+    assert pick_winner(ranking, latency, params)["arch"] == "L1-H384-A12-F384"
+
+
 def test_under_analytic_latency_the_winner_ignores_measured_times():
     import pandas as pd
 

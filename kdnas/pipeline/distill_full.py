@@ -19,23 +19,27 @@ from kdnas.training import seed_everything
 
 
 def pick_winner(ranking: list[dict], latency: LatencyTable, params: dict) -> dict:
-    """Re-scores the ranked candidates with measured latency (the search's batch size) and takes the best.
+    """Re-scores the ranked candidates with measured latency (the search's batch size and backend,
+    ``search.latency.backend``) and takes the best.
 
     Ties in reward go to the lower latency. Under ``search.latency.mode: analytic`` the winner is chosen with
     the latency the search optimised (the MAC count, in distill_topk's reward), so measurement noise never
     changes it; the measured latency is still recorded beside it.
     """
-    batch_size = latency.nearest_batch_size(params["search"]["latency"]["batch_size"])
-    at = latency.at(batch_size)
+    backend = params["search"]["latency"]["backend"]
+    batch_size = latency.nearest_batch_size(params["search"]["latency"]["batch_size"], backend)
+    at = latency.at(batch_size, backend)
+    # the reference is the fp32 teacher in eager PyTorch on every backend, as in the search's reward
+    teacher_ms = float(latency.at(batch_size).loc["teacher", "median_ms"])
     rw = params["search"]["reward"]
     rescored = []
     for row in ranking:
         if row["arch"] not in at.index:
-            raise KdnasError(f"candidate {row['arch']} has no latency measurement; rerun the latency stage")
+            raise KdnasError(f"candidate {row['arch']} has no {backend} latency measurement; rerun the latency stage")
         ms = float(at.loc[row["arch"], "median_ms"])
-        rescored.append({**row, "latency_ms": ms, "speedup": float(at.loc[row["arch"], "speedup"]),
-                         "latency_batch_size": int(batch_size),
-                         "final_reward": objective(row["score"], ms, at.loc["teacher", "median_ms"], rw)})
+        rescored.append({**row, "latency_ms": ms, "speedup": teacher_ms / ms, "latency_batch_size": int(batch_size),
+                         **({} if backend == "eager" else {"latency_backend": backend}),
+                         "final_reward": objective(row["score"], ms, teacher_ms, rw)})
     if params["search"]["latency"]["mode"] == "analytic":
         for row in rescored:
             row["final_reward"] = row["reward"]

@@ -9,38 +9,9 @@ import pandas as pd
 from kdnas.arch import Arch
 from kdnas.baselines import hand_crafted_archs
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.latency import check_device, hardware_identity, measure_interleaved
+from kdnas.latency import check_device, hardware_identity, measure_on_backend
 from kdnas.models import load_model_and_tokenizer
 from kdnas.students import build_student
-
-
-def _onnx_files(models: dict, backend: str, fusion: str, workdir: Path) -> dict[str, str]:
-    """Each model as the ONNX file ``backend`` runs: exported fp32 in the graph form export ships (``fusion``),
-    or that file quantised (dynamic int8)."""
-    from kdnas.onnx_runtime import export_onnx
-    from kdnas.quantize import quantize
-
-    files = {}
-    for name, model in models.items():
-        path = workdir / f"{name}.onnx"
-        if not path.exists():
-            export_onnx(model, path, fusion)
-        if backend == "onnxruntime-int8":
-            path = quantize(path, workdir / f"{name}.int8.onnx", "dynamic")
-        files[name] = str(path)
-    return files
-
-
-def _timed(models: dict, backend: str, batch_size: int, cfg: dict, fusion: str, workdir: Path) -> dict[str, dict]:
-    """Each model's timing on ``backend``: eager in this process; ONNX Runtime in a process of its own."""
-    common = dict(batch_size=batch_size, seq_len=cfg["seq_len"], threads=cfg["threads"], warmup=cfg["warmup"],
-                  repeats=cfg["repeats"])
-    if backend == "eager":
-        return measure_interleaved(models, device=cfg.get("device", "cpu"), **common)
-    from kdnas.ort_timing import measure_in_own_process
-
-    return measure_in_own_process(paths=_onnx_files(models, backend, fusion, workdir),
-                                  vocab_size=models["teacher"].config.vocab_size, **common)
 
 
 def latency_table(teacher, archs: list[Arch], cfg: dict, init: str, fusion: str = "none") -> pd.DataFrame:
@@ -54,7 +25,10 @@ def latency_table(teacher, archs: list[Arch], cfg: dict, init: str, fusion: str 
     with tempfile.TemporaryDirectory() as workdir:
         for backend in cfg.get("backends", ["eager"]):
             for batch_size in cfg["batch_sizes"]:
-                timed = _timed(models, backend, batch_size, cfg, fusion, Path(workdir))
+                timed = measure_on_backend(models, backend, fusion=fusion, workdir=Path(workdir),
+                                           batch_size=batch_size, seq_len=cfg["seq_len"], threads=cfg["threads"],
+                                           warmup=cfg["warmup"], repeats=cfg["repeats"],
+                                           device=cfg.get("device", "cpu"))
                 teacher_ms = timed["teacher"]["median_ms"]
                 for name, result in timed.items():
                     rows.append({"backend": backend, "model": name, **result, "speedup": teacher_ms / result["median_ms"]})

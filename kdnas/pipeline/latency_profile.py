@@ -1,12 +1,15 @@
 """Stage: measure a sample of the search space on this hardware and fit the latency predictor."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from scipy.stats import spearmanr
 
 from kdnas.arch import Arch
 from kdnas.io import write_json
-from kdnas.latency import hardware_identity, measure_interleaved
+from kdnas.latency import hardware_identity, measure_interleaved, measure_on_backend
 from kdnas.latency_model import LatencyPredictor, analytic_ms, validation_metrics
 from kdnas.models import load_model_and_tokenizer
 from kdnas.search.space import SearchSpace
@@ -14,7 +17,9 @@ from kdnas.students import build_student
 
 
 def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[dict]]:
-    """Times ``latency_profile.samples`` random architectures plus the teacher; fits on all but a held-out share."""
+    """Times ``latency_profile.samples`` random architectures plus the teacher on ``search.latency.backend``;
+    fits on all but a held-out share. The predictor's ``teacher_latency_ms`` is the fp32 teacher's in eager
+    PyTorch whatever the backend, so speed-ups and the reward's target mean the same on every backend."""
     cfg, lat = params["latency_profile"], params["search"]["latency"]
     head = teacher.config.hidden_size // teacher.config.num_attention_heads
     space = SearchSpace.from_params(params["space"], max_head_size=head if params["space"]["init"] == "inherit" else None)
@@ -25,13 +30,21 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
     # ``repeats``): a machine's drift over the minutes a profile takes then shifts every model alike instead of
     # landing on whichever models were timed late, which is what made held-out MAPE vary from run to run.
     models = {arch.key: build_student(teacher, arch, init="random") for arch in archs}
-    timed = measure_interleaved({**models, "teacher": teacher}, batch_size=lat["batch_size"],
-                                seq_len=params["latency"]["seq_len"], threads=params["latency"]["threads"],
-                                warmup=cfg.get("warmup", lat["warmup"]), repeats=cfg.get("repeats", lat["repeats"]))
+    timing = dict(batch_size=lat["batch_size"], seq_len=params["latency"]["seq_len"],
+                  threads=params["latency"]["threads"], warmup=cfg.get("warmup", lat["warmup"]),
+                  repeats=cfg.get("repeats", lat["repeats"]))
+    backend = lat["backend"]
+    with tempfile.TemporaryDirectory() as workdir:
+        # on an ONNX Runtime backend each random-init student is exported (and quantised) as export ships it
+        timed = measure_on_backend({**models, "teacher": teacher}, backend, fusion=params["export"]["fusion"],
+                                   workdir=Path(workdir), **timing)
     rows = [{"arch": arch, "latency_ms": timed[arch.key]["median_ms"]} for arch in archs]
     held = max(1, int(round(cfg["held_out"] * count)))
     fit_rows, test_rows = rows[held:], rows[:held]
     teacher_ms = timed["teacher"]["median_ms"]
+    # Speed-ups are always over the fp32 teacher in eager PyTorch, what users replace: on another backend it is
+    # timed too (after the round-robin, so machine drift between the two passes enters the ratio)
+    reference_ms = teacher_ms if backend == "eager" else measure_interleaved({"teacher": teacher}, **timing)["teacher"]["median_ms"]
     t = teacher.config
     rows.append({"arch": Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size),
                  "latency_ms": teacher_ms})  # fitted too: it anchors the largest model
@@ -45,15 +58,18 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
     # the deployed predictor uses every measurement
     predictor = LatencyPredictor.fit([r["arch"] for r in rows], [r["latency_ms"] for r in rows],
                                      lat["batch_size"], params["latency"]["seq_len"], hardware)
-    predictor.teacher_latency_ms = teacher_ms
+    predictor.teacher_latency_ms = reference_ms
+    predictor.backend, predictor.teacher_backend_ms = backend, teacher_ms
     return predictor, metrics, [{"arch": r["arch"].key, "latency_ms": r["latency_ms"]} for r in rows]
 
 
 def latency_profile_stage(args, params: dict) -> str:
     teacher, _ = load_model_and_tokenizer(args.teacher)
     predictor, metrics, rows = profile_space(teacher, params)
+    on_backend = {} if predictor.backend == "eager" else {  # absent: eager, as in predictors written before backends
+        "backend": predictor.backend, "teacher_backend_ms": predictor.teacher_backend_ms}
     write_json(args.predictor, {**predictor.to_dict(), "teacher_latency_ms": predictor.teacher_latency_ms,
-                                "measurements": rows})
+                                **on_backend, "measurements": rows})
     write_json(args.metrics, {**metrics, "samples": len(rows), "hardware": predictor.hardware})
-    return (f"wrote {args.predictor}: {len(rows)} architectures timed; held-out Spearman {metrics['spearman']:.3f}, "
+    return (f"wrote {args.predictor}: {len(rows)} architectures timed on {predictor.backend}; held-out Spearman {metrics['spearman']:.3f}, "
             f"MAPE {metrics['mape_percent']:.1f}%")

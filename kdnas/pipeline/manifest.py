@@ -130,8 +130,9 @@ STAGES: tuple[Stage, ...] = (
                 Out("predictor", "results/latency_profile/predictor.json", "fitted predictor with its measurements (JSON)"),
                 Metric("metrics", "metrics/latency_profile.json", "held-out Spearman and MAPE (JSON)")),
           params=("seed", "space.layers", "space.hidden", "space.heads", "space.ffn", "space.init", "latency_profile",
-                  "search.latency", "latency.seq_len", "latency.threads"),
-          param_notes={"": "space.importance aside: timing does not depend on which weights are kept"}),
+                  "search.latency", "latency.seq_len", "latency.threads", "export.fusion"),
+          param_notes={"": "space.importance aside: timing does not depend on which weights are kept",
+                       "export.fusion": "an ONNX Runtime search.latency.backend times the graph form export ships"}),
     Stage("search",
           args=(In("teacher", TEACHER, "fine-tuned teacher (HF folder)"),
                 In("proxies", "results/proxies", "the folder of every task's proxy folder (<task>/, from the proxy "
@@ -185,7 +186,7 @@ STAGES: tuple[Stage, ...] = (
                 Out("model", STUDENT, "distilled student (HF folder)"),
                 Out("summary", STUDENT_SUMMARY, "winner and training history (JSON)")),
           params=("compute", "seed", "task", "custom_tasks", *DISTILL_PARAMS, "space.importance", "search.reward",
-                  "search.latency.batch_size", "search.latency.mode", "distill_full")),
+                  "search.latency.batch_size", "search.latency.mode", "search.latency.backend", "distill_full")),
     Stage("baselines",
           note="The students a practitioner would pick by hand, distilled exactly as the winner is, for evaluate's\n"
                "comparison at equal latency.",
@@ -229,7 +230,7 @@ STAGES: tuple[Stage, ...] = (
                 Out("model", f"{TASK}/student/model", "distilled student (HF folder)"),
                 Out("summary", f"{TASK}/student/summary.json", "winner and training history (JSON)")),
           params=("compute", "seed", "custom_tasks", *DISTILL_PARAMS, "search.reward", "search.latency.batch_size",
-                  "search.latency.mode", "distill_full")),
+                  "search.latency.mode", "search.latency.backend", "distill_full")),
     Stage("glue_baselines", per_task=True,
           args=(_task_arg(), In("teacher", f"{TASK}/teacher/model", "the task's fine-tuned teacher (HF folder)"),
                 In("transfer", f"{TASK}/transfer/logits.parquet", "the task's transfer set with teacher logits "

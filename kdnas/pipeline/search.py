@@ -7,7 +7,7 @@ import pandas as pd
 
 from kdnas.device import resolve_compute
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.latency_model import check_same_hardware
+from kdnas.latency_model import check_same_backend, check_same_hardware
 from kdnas.glue_params import search_tasks
 from kdnas.models import load_model_and_tokenizer
 from kdnas.proxy_tasks import load_proxy_sets
@@ -41,6 +41,7 @@ def search_stage(args, params: dict) -> str:
     if params["search"]["latency"]["mode"] == "predicted":
         predictor = read_json(args.latency_predictor)
         check_same_hardware(predictor, params["latency"]["threads"])
+        check_same_backend(predictor, params["search"]["latency"]["backend"])
     paths = {"teacher": args.teacher, "proxies": args.proxies, "glue": args.glue}
     if params["search"].get("workers", 1) > 1:
         # each worker loads every task's teacher and proxy sets; here only the search task's teacher is needed
