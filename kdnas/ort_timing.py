@@ -2,9 +2,10 @@
 and prints each model's timing (JSON on stdout).
 
 The latency stage runs PyTorch in its own process; ONNX Runtime timed there would share the cores with
-torch's thread pool (an earlier run measured the fp32 teacher at 66 ms at batch 1 through ONNX Runtime
-against 27 ms in torch eager, in one process). This module imports numpy and onnxruntime only, and times
-the models of one runtime round-robin, as ``kdnas.latency.measure_interleaved`` does for eager.
+torch's thread pool. This module imports numpy and onnxruntime only, and times the models of one runtime
+round-robin, as ``kdnas.latency.measure_interleaved`` does for eager, with sessions whose threads do not
+spin between runs (see :func:`session`: spinning, not the shared process, is what made an earlier run
+measure the fp32 teacher at 66 ms at batch 1 through ONNX Runtime against 27 ms in torch eager).
 """
 from __future__ import annotations
 
