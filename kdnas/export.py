@@ -31,9 +31,9 @@ def label_config(model, task: Task) -> None:
 
 def onnx_with_parity(model, tokenizer, texts: list, path: Path, max_length: int, threads: int,
                      device: str = "cpu", fusion: str = "none") -> float:
-    """Exports ``model`` (on the CPU) to ``path`` (graph form ``fusion``) and returns the largest logit difference ONNX Runtime (CPU)
-    shows on ``texts`` (pairs as tuples) against PyTorch in fp32 on ``device``; raises when it exceeds
-    PARITY_TOLERANCE."""
+    """Exports ``model`` (on the CPU) to ``path`` in the graph form ``fusion`` and returns the largest logit
+    difference ONNX Runtime (CPU) shows on ``texts`` (pairs as tuples) against PyTorch in fp32 on ``device``;
+    raises when it exceeds PARITY_TOLERANCE."""
     import torch
 
     from kdnas.quantize import encode_for_ort
@@ -117,7 +117,10 @@ def model_card(info: dict) -> str:
     lines += ["", "## Files", "",
               "`model.safetensors`, `config.json` and the tokenizer load with `transformers`; `model.onnx` "
               f"(inputs input_ids, attention_mask, token_type_ids; output logits) matches PyTorch within "
-              f"{info['onnx_max_abs_diff']:.1e} on {info['parity_rows']} dev rows.", "",
+              f"{info['onnx_max_abs_diff']:.1e} on {info['parity_rows']} dev rows."
+              + (" Its graph is fused by ONNX Runtime's transformer optimizer (one `Attention` per layer, fused "
+                 "layer norms and GELU), so it runs on ONNX Runtime only." if info.get("fusion") == "bert" else ""),
+              "",
               "```python", "from transformers import pipeline", "",
               "classify = pipeline(\"text-classification\", model=\"path/to/this/folder\")"]
     example = "{\"text\": \"A man is playing a guitar.\", \"text_pair\": \"A man plays music.\"}" if info["pair"] \

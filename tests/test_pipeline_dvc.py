@@ -264,6 +264,7 @@ def test_exports_load_with_a_transformers_pipeline_and_predict_what_was_scored(d
     card = (dvc_run / "export/stsb/README.md").read_text()
     glue = json.loads((dvc_run / "metrics/glue.json").read_text())
     assert glue["arch"] in card and "pipeline_tag: text-classification" in card and "| pearson (GLUE) |" in card
+    assert "runs on ONNX Runtime only" in card  # export.fusion: bert in the tiny params
     parity = json.loads((dvc_run / "metrics/export.json").read_text())
     assert set(parity) == {"sst2", "stsb"} and all(p["onnx_max_abs_diff"] < 1e-3 for p in parity.values())
 
