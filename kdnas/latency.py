@@ -95,9 +95,6 @@ def measure_interleaved(models: dict[str, torch.nn.Module], *, batch_size: int, 
     return result
 
 
-BACKENDS = ("eager", "onnxruntime", "onnxruntime-int8")
-
-
 def onnx_files(models: dict, backend: str, fusion: str, workdir: Path) -> dict[str, str]:
     """Each model as the ONNX file ``backend`` runs: exported fp32 in the graph form export ships (``fusion``,
     ``export.fusion``), or that file quantised (dynamic int8). Files already in ``workdir`` are reused."""

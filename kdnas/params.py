@@ -200,9 +200,10 @@ def _check_search_backend(params: dict[str, Any]) -> None:
     if mode != "predicted":
         raise ParamsError(f"params: search.latency.backend = {backend!r} needs search.latency.mode: predicted "
                           f"(got {mode!r}): latency_profile times that runtime, candidates are not timed one by one")
-    if backend not in params["latency"].get("backends", ["eager"]):
+    timed = params["latency"].get("backends", ["eager"])
+    if backend not in timed:
         raise ParamsError(f"params: search.latency.backend = {backend!r} is not in latency.backends "
-                          f"{params['latency'].get('backends', ['eager'])}: distill_full re-scores the ranked "
+                          f"{timed}: distill_full re-scores the ranked "
                           "candidates on the latency stage's timings of that runtime")
     import importlib.util
 

@@ -102,7 +102,8 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: LatencyTab
             "dev_rows": teacher_metrics["dev_examples"],
             "teacher": metrics["teacher"], "student": metrics["student"],
             "latency": latency.versus_teacher(arch.key), "hardware": ", ".join(f"{k} {v}" for k, v in hw.items()),
-            "onnx_max_abs_diff": diff, "parity_rows": len(parity), "fusion": params["export"]["fusion"], "pair": len(task.text_columns) == 2,
+            "onnx_max_abs_diff": diff, "parity_rows": len(parity), "fusion": params["export"]["fusion"],
+            "pair": len(task.text_columns) == 2,
             "regression": task.is_regression, "int8": _int8_summary(int8),
             "params": {key: run[key] for key in ("seed", "task", "data", "teacher", "transfer", "space", "distill_full")}}
     if not task.is_glue:

@@ -44,7 +44,8 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
     teacher_ms = timed["teacher"]["median_ms"]
     # Speed-ups are always over the fp32 teacher in eager PyTorch, what users replace: on another backend it is
     # timed too (after the round-robin, so machine drift between the two passes enters the ratio)
-    reference_ms = teacher_ms if backend == "eager" else measure_interleaved({"teacher": teacher}, **timing)["teacher"]["median_ms"]
+    reference_ms = (teacher_ms if backend == "eager"
+                    else measure_interleaved({"teacher": teacher}, **timing)["teacher"]["median_ms"])
     t = teacher.config
     rows.append({"arch": Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size),
                  "latency_ms": teacher_ms})  # fitted too: it anchors the largest model
@@ -71,5 +72,6 @@ def latency_profile_stage(args, params: dict) -> str:
     write_json(args.predictor, {**predictor.to_dict(), "teacher_latency_ms": predictor.teacher_latency_ms,
                                 **on_backend, "measurements": rows})
     write_json(args.metrics, {**metrics, "samples": len(rows), "hardware": predictor.hardware})
-    return (f"wrote {args.predictor}: {len(rows)} architectures timed on {predictor.backend}; held-out Spearman {metrics['spearman']:.3f}, "
+    return (f"wrote {args.predictor}: {len(rows)} architectures timed on {predictor.backend}; "
+            f"held-out Spearman {metrics['spearman']:.3f}, "
             f"MAPE {metrics['mape_percent']:.1f}%")
