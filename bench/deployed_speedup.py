@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdnas.arch import Arch
 from kdnas.io import read_json
-from kdnas.models import load_model_and_tokenizer
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_model_and_tokenizer
 from kdnas.params import read_yaml, validate_params
 from kdnas.pipeline.latency import latency_table
 

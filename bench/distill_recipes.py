@@ -22,19 +22,19 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from kdnas.arch import Arch
-from kdnas.batching import encode
-from kdnas.cache import load_encoded, read_logit_table
-from kdnas.candidates import distill_candidate
-from kdnas.data import task_split
-from kdnas.losses import build_loss
-from kdnas.importance import gradient_importance
-from kdnas.metrics import glue_metrics
-from kdnas.models import load_model_and_tokenizer
-from kdnas.state_cache import TeacherStates, write_states
-from kdnas.students import build_student
-from kdnas.tasks import task_of
-from kdnas.training import predict, train_model
+from kdnas.data.batching import encode
+from kdnas.data.loading import task_split
+from kdnas.data.logit_tables import load_encoded, read_logit_table
+from kdnas.data.tasks import task_of
+from kdnas.data.teacher_states import TeacherStates, write_states
+from kdnas.distillation.importance import gradient_importance
+from kdnas.distillation.losses import build_loss
+from kdnas.distillation.students import build_student
+from kdnas.distillation.training import predict, train_model
+from kdnas.evaluation.metrics import glue_metrics
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_model_and_tokenizer
+from kdnas.search.candidates import distill_candidate
 
 # the three sizes, then the best 2-layer candidate at full width (init: inherit-* only)
 ARCHS = [Arch(3, 384, 12, 768), Arch(2, 256, 8, 768), Arch(1, 384, 12, 384), Arch(2, 384, 12, 1536)]

@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 
-from kdnas.arch import Arch
-from kdnas.batching import encode
-from kdnas.data import load_glue_split, stratified_subset
+from kdnas.data.batching import encode
+from kdnas.data.loading import load_glue_split, stratified_subset
+from kdnas.data.tasks import get_task
 from kdnas.device import Compute
-from kdnas.losses import build_loss
-from kdnas.models import load_pretrained_for_task
-from kdnas.students import build_student
-from kdnas.tasks import get_task
-from kdnas.training import predict, train_model
+from kdnas.distillation.losses import build_loss
+from kdnas.distillation.students import build_student
+from kdnas.distillation.training import predict, train_model
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_pretrained_for_task
 
 STUDENT = Arch.from_key("L4-H256-A8-F384")
 

@@ -20,9 +20,9 @@ import pandas as pd
 CHILD = """
 import json, sys
 from kdnas.params import load_params
-from kdnas.models import load_pretrained_for_task
+from kdnas.models.loading import load_pretrained_for_task
 from kdnas.pipeline.latency_profile import profile_space
-from kdnas.tasks import task_of
+from kdnas.data.tasks import task_of
 cfg = json.loads(sys.argv[1])
 params = load_params(cfg["params"])
 params["seed"] += cfg["run"]

@@ -19,8 +19,8 @@ import yaml
 
 CHILD = """
 import json, sys
-from kdnas.latency import measure_interleaved
-from kdnas.models import load_model_and_tokenizer
+from kdnas.latency.measure import measure_interleaved
+from kdnas.models.loading import load_model_and_tokenizer
 cfg = json.loads(sys.argv[1])
 models = {"teacher": load_model_and_tokenizer(cfg["teacher"])[0], "student": load_model_and_tokenizer(cfg["student"])[0]}
 out = {}

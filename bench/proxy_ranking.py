@@ -5,7 +5,7 @@ chose inside the prescreen band, the region where the search makes its decision.
 
 - **fully distilled** with the default recipe (``distill_full``: every transfer row, its epochs and losses)
   from each search task's teacher and scored on that task's whole dev split, exactly as ``distill_full`` /
-  ``glue_distill`` would (:func:`kdnas.recipe.distill_arch`, :func:`kdnas.scoring.score_models`). A member
+  ``glue_distill`` would (:func:`kdnas.distillation.recipe.distill_arch`, :func:`kdnas.evaluation.scoring.score_models`). A member
   of the hand-crafted family is not distilled again: the ``baselines`` stages built it with the same code,
   recipe and seed, so their saved student is scored instead (``source: baselines``);
 - **proxy-scored** by every signal tried: the trial log's own (search budget, the params seed), the same
@@ -31,22 +31,22 @@ import pandas as pd
 import yaml
 from scipy.stats import kendalltau, spearmanr
 
-from kdnas.arch import Arch
-from kdnas.baselines import hand_crafted_archs
-from kdnas.cache import load_encoded
+from kdnas.data.logit_tables import load_encoded
+from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
-from kdnas.front import front_weights
-from kdnas.glue import task_score
-from kdnas.glue_params import search_tasks, task_params
+from kdnas.distillation.losses import attention_implementation
+from kdnas.distillation.recipe import distill_arch
+from kdnas.distillation.training import seed_everything
+from kdnas.evaluation.baselines import hand_crafted_archs
+from kdnas.evaluation.front import front_weights
+from kdnas.evaluation.glue_table import task_score
+from kdnas.evaluation.scoring import score_models
 from kdnas.io import read_json
-from kdnas.latency_model import LatencyPredictor
-from kdnas.losses import attention_implementation
-from kdnas.models import load_model_and_tokenizer, save_model
-from kdnas.proxy_tasks import distill_on_sets, load_proxy_sets
-from kdnas.recipe import distill_arch
-from kdnas.scoring import score_models
-from kdnas.tasks import task_of
-from kdnas.training import seed_everything
+from kdnas.latency.predictor import LatencyPredictor
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_model_and_tokenizer, save_model
+from kdnas.search.proxy_tasks import distill_on_sets, load_proxy_sets
+from kdnas.task_params import search_tasks, task_params
 
 log = logging.getLogger("proxy_ranking")
 

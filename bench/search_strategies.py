@@ -22,20 +22,20 @@ import pandas as pd
 import yaml
 
 from kdnas.search.pareto import hypervolume
-from kdnas.search.registry import build_strategy
 from kdnas.search.reward import objective
 from kdnas.search.space import SearchSpace
+from kdnas.search.strategies import build_strategy
 
 STRATEGIES = ["random", "evolution", "trbo", "kdnas"]
 
 
 def build_table(params: dict, results: Path, path: Path) -> pd.DataFrame:
     """Distils and times every architecture once (resumable: rows already in the CSV are kept)."""
-    from kdnas.cache import load_encoded
-    from kdnas.candidates import distill_candidate
-    from kdnas.models import load_model_and_tokenizer
+    from kdnas.data.logit_tables import load_encoded
+    from kdnas.data.tasks import task_of
+    from kdnas.models.loading import load_model_and_tokenizer
+    from kdnas.search.candidates import distill_candidate
     from kdnas.search.runner import _latency
-    from kdnas.tasks import task_of
 
     task = task_of(params)
     teacher, tokenizer = load_model_and_tokenizer(results / "teacher/model")

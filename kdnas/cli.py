@@ -65,8 +65,8 @@ def _stage_function(stage: str) -> Callable[[argparse.Namespace, dict], str]:
 
 def check_data_files(args: argparse.Namespace, params: dict) -> None:
     """The task's data files exist (a fan-out stage's ``--task``: that task's, which must be in glue.tasks)."""
-    from kdnas.data import check_task_files
-    from kdnas.glue_params import task_params
+    from kdnas.data.loading import check_task_files
+    from kdnas.task_params import task_params
 
     check_task_files(task_params(params, args.task) if getattr(args, "task", None) else params)
 

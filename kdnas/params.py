@@ -143,8 +143,8 @@ def check_loss_specs(specs: list[dict], where: str, schema: dict) -> None:
 
 
 def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
+    from kdnas.data.tasks import task_of
     from kdnas.search.space import SearchSpace  # numpy only
-    from kdnas.tasks import task_of
 
     _check_custom_tasks(params)
     try:
@@ -177,7 +177,9 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
     _check_search_teachers_share_a_shape(params)
     compute = params["compute"]
     if compute["device"].startswith("cuda") or compute["precision"] in ("bf16", "fp16"):
-        from kdnas.device import check_compute  # imports torch: only when a GPU or mixed precision is asked for
+        from kdnas.device import (
+            check_compute,  # imports torch: only when a GPU or mixed precision is asked for
+        )
 
         try:
             check_compute(compute["device"], compute["precision"])
@@ -205,17 +207,20 @@ def _check_search_backend(params: dict[str, Any]) -> None:
         raise ParamsError(f"params: search.latency.backend = {backend!r} is not in latency.backends "
                           f"{timed}: distill_full re-scores the ranked "
                           "candidates on the latency stage's timings of that runtime")
-    import importlib.util
+    from kdnas.deploy.ort_session import require_onnxruntime
 
-    if any(importlib.util.find_spec(module) is None for module in ("onnx", "onnxruntime")):
-        raise ParamsError(f"params: search.latency.backend = {backend!r} needs the onnx extra: "
-                          "pip install -e '.[onnx]' (onnx and onnxruntime)")
+    require_onnxruntime(f"params: search.latency.backend = {backend!r}", ParamsError)
 
 
 def _check_custom_tasks(params: dict[str, Any]) -> None:
     """Each ``custom_tasks`` entry reads files or a hub dataset (not both), is classification (labels) or
     regression (not both), and declares metrics of its kind; the schema has checked the keys and types."""
-    from kdnas.custom_tasks import CLASSIFICATION_METRICS, FORMATS, REGRESSION_METRICS, file_format
+    from kdnas.data.custom_tasks import (
+        CLASSIFICATION_METRICS,
+        FORMATS,
+        REGRESSION_METRICS,
+        file_format,
+    )
 
     for name, spec in (params.get("custom_tasks") or {}).items():
         where = f"params: custom_tasks.{name}"
@@ -251,8 +256,8 @@ def _check_custom_tasks(params: dict[str, Any]) -> None:
 
 def _check_glue(params: dict[str, Any], schema: dict) -> None:
     """Each fanned-out task's merged params must pass the schema too (a typo in an override names its key)."""
-    from kdnas.glue_params import glue_tasks, task_params
-    from kdnas.tasks import TASKS
+    from kdnas.data.tasks import TASKS
+    from kdnas.task_params import glue_tasks, task_params
 
     for task in glue_tasks(params):
         if task not in TASKS and task not in (params.get("custom_tasks") or {}):
@@ -278,7 +283,7 @@ def _check_glue(params: dict[str, Any], schema: dict) -> None:
 def teacher_config(backbone: str) -> dict | None:
     """The backbone's config.json as a dict when it can be read without loading the model (a local folder,
     an installed ``package:``, a hub id already cached); None otherwise (checked when the teacher loads)."""
-    from kdnas.backbone import backbone_config_path
+    from kdnas.models.backbone import backbone_config_path
 
     path = backbone_config_path(backbone)
     if path is None:
@@ -292,9 +297,9 @@ def teacher_config(backbone: str) -> dict | None:
 def _check_teachers_used_as_given(params: dict[str, Any]) -> None:
     """A teacher used as given (``teacher.finetune: false``) must have a head that fits its task: the search
     task's and each fanned-out task's (which may name its own teacher in ``glue.tasks.<task>.teacher``)."""
-    from kdnas.glue_params import task_runs
-    from kdnas.tasks import task_of
-    from kdnas.teacher_head import head_order
+    from kdnas.data.tasks import task_of
+    from kdnas.models.teacher_head import head_order
+    from kdnas.task_params import task_runs
 
     for task, run in task_runs(params).items():
         if run["teacher"].get("finetune", True):
@@ -311,7 +316,7 @@ def _check_teachers_used_as_given(params: dict[str, Any]) -> None:
 
 def _check_search_teachers_share_a_shape(params: dict[str, Any]) -> None:
     """``search.tasks: all`` builds each candidate from every task's teacher: they must have one shape."""
-    from kdnas.glue_params import search_tasks, task_params
+    from kdnas.task_params import search_tasks, task_params
 
     shape_keys = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
     tasks = search_tasks(params)

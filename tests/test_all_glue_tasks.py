@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import (
+    GLUE_DIR,
+    fixture_task_params,
+    make_pipeline_copy,
+    run_stages_in_process,
+)
 
-from conftest import GLUE_DIR, fixture_task_params, make_pipeline_copy, run_stages_in_process
-from kdnas.data import load_glue_split
-from kdnas.glue import task_score
+from kdnas.data.loading import load_glue_split
+from kdnas.evaluation.glue_table import task_score
 
 pytestmark = pytest.mark.slow
 

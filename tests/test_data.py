@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import GLUE_DIR, tiny_params
-from kdnas.data import DataError, load_glue_split, read_glue_tsv, split_proxy, stratified_subset
+
+from kdnas.data.loading import (
+    DataError,
+    load_glue_split,
+    split_proxy,
+    stratified_subset,
+)
+from kdnas.data.tasks import TASKS, get_task
 from kdnas.errors import KdnasError
-from kdnas.tasks import TASKS, get_task
 
 
 @pytest.mark.parametrize("task,split,rows", [("sst2", "dev", 872), ("cola", "dev", 1043), ("rte", "dev", 277),
@@ -92,7 +97,7 @@ def test_empty_file_missing_folder_and_unknown_task(tmp_path):
 
 
 def test_a_missing_folder_is_an_error_never_the_hub(tmp_path, monkeypatch):
-    from kdnas.data import resolve_glue_dir
+    from kdnas.data.loading import resolve_glue_dir
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # even with a network, a typo never loads the hub
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
@@ -120,7 +125,7 @@ def test_bad_bytes_and_bad_scores_name_file_and_line(tmp_path):
 
 
 def test_sizes_larger_than_the_split_are_refused():
-    from kdnas.data import task_split
+    from kdnas.data.loading import task_split
     from kdnas.pipeline.transfer import transfer_set
 
     params = tiny_params()
@@ -137,7 +142,7 @@ def test_hub_rows_are_mapped_by_label_name():
     each row by its ClassLabel name, so an id never lands on another class."""
     import datasets
 
-    from kdnas.data import hub_frame
+    from kdnas.data.loading import hub_frame
 
     features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"]),

@@ -8,17 +8,17 @@ import copy
 import numpy as np
 import pytest
 import torch
-
 from conftest import GLUE_DIR
-from kdnas.arch import Arch
-from kdnas.batching import encode
-from kdnas.data import load_glue_split, stratified_subset
+
+from kdnas.data.batching import encode
+from kdnas.data.loading import load_glue_split, stratified_subset
+from kdnas.data.tasks import get_task
 from kdnas.device import CPU, Compute, resolve_compute
-from kdnas.losses import build_loss
-from kdnas.models import load_pretrained_for_task
-from kdnas.students import build_student
-from kdnas.tasks import get_task
-from kdnas.training import predict, train_model
+from kdnas.distillation.losses import build_loss
+from kdnas.distillation.students import build_student
+from kdnas.distillation.training import predict, train_model
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_pretrained_for_task
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch here")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]

@@ -10,7 +10,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import REPO, run
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The hand-crafted family and the front the searched student is compared with (kdnas.baselines, kdnas.front)."""
+"""The hand-crafted family and the front the searched student is compared with (kdnas.evaluation.baselines, kdnas.evaluation.front)."""
 from __future__ import annotations
 
 import math
@@ -6,16 +6,22 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import tiny_params, write_params
-from kdnas.arch import Arch
-from kdnas.baselines import describe, hand_crafted_archs
+
+from kdnas.data.tasks import get_task
 from kdnas.errors import KdnasError
-from kdnas.latency_table import LatencyTable
-from kdnas.front import (bootstrap_covariance, compare, front_weights, glue_comparison, pareto_front,
-                         standard_error)
+from kdnas.evaluation.baselines import describe, hand_crafted_archs
+from kdnas.evaluation.front import (
+    bootstrap_covariance,
+    compare,
+    front_weights,
+    glue_comparison,
+    pareto_front,
+    standard_error,
+)
+from kdnas.latency.table import LatencyTable
+from kdnas.models.arch import Arch
 from kdnas.params import ParamsError, load_params, teacher_config
-from kdnas.tasks import get_task
 
 MINILM = {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536}
 

@@ -5,12 +5,12 @@ import copy
 import math
 
 import pytest
-
 from conftest import REPO, tiny_params
+
 from kdnas.errors import KdnasError
-from kdnas.glue import glue_table, task_score
-from kdnas.glue_params import task_params
+from kdnas.evaluation.glue_table import glue_table, task_score
 from kdnas.params import ParamsError, load_params, validate_params
+from kdnas.task_params import task_params
 
 
 def test_task_score_is_the_mean_of_glues_official_metrics():

@@ -14,18 +14,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_pipeline_copy, run_stages_in_process, tiny_params
-from kdnas.arch import Arch
-from kdnas.batching import encode
-from kdnas.cache import load_encoded
-from kdnas.data import task_split
+
+from kdnas.data.batching import encode
+from kdnas.data.loading import task_split
+from kdnas.data.logit_tables import load_encoded
+from kdnas.data.tasks import get_task
 from kdnas.device import Compute
-from kdnas.models import load_model_and_tokenizer
-from kdnas.proxy_tasks import ProxySet
+from kdnas.distillation.training import predict
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_model_and_tokenizer
 from kdnas.search.evaluator import SerialEvaluator
-from kdnas.tasks import get_task
-from kdnas.training import predict
+from kdnas.search.proxy_tasks import ProxySet
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch here")]

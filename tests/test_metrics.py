@@ -4,8 +4,8 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from kdnas.metrics import glue_metrics, glue_score, percent_of_teacher
-from kdnas.tasks import get_task
+from kdnas.data.tasks import get_task
+from kdnas.evaluation.metrics import glue_metrics, glue_score, percent_of_teacher
 
 LABELS = np.array([1, 0, 1, 1, 0, 1, 0, 0])
 PREDS = np.array([1, 0, 0, 1, 1, 1, 0, 0])

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import yaml
-
 from conftest import REPO, tiny_params
+
 from kdnas.params import ParamsError, load_params, validate_params
 
 
@@ -105,7 +105,7 @@ def test_multi_task_search_refuses_teachers_of_another_shape(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from kdnas.backbone import backbone_config_path
+    from kdnas.models.backbone import backbone_config_path
 
     config = json.loads(backbone_config_path(tiny_params()["teacher"]["backbone"]).read_text())
     (tmp_path / "narrow").mkdir()
@@ -158,10 +158,10 @@ def test_schema_kwargs_match_the_constructors():
     """The schema's kwargs per loss and strategy are exactly the keywords their constructors take."""
     import inspect
 
-    from kdnas.losses.registry import LOSSES
+    from kdnas.distillation.losses.registry import LOSSES
     from kdnas.params import load_schema
     from kdnas.search import strategies  # noqa: F401 (registers them)
-    from kdnas.search.registry import STRATEGIES
+    from kdnas.search.strategies import STRATEGIES
 
     defs = load_schema()["$defs"]
     built_in = {"self", "space", "seed", "temperature", "regression", "student_config", "teacher_config", "_"}

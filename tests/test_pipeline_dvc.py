@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import run
+
 from kdnas.search.pareto import hypervolume_curve
 from kdnas.search.reward import reward
 
@@ -50,9 +50,9 @@ def test_every_stage_writes_its_declared_outputs(dvc_run):
 
 def _teacher_proxy_dev_score(root, name: str) -> float:
     """The task's teacher's main metric on its proxy-dev rows, from the logits the proxy stage cached."""
-    from kdnas.cache import read_logit_table
-    from kdnas.metrics import glue_metrics
-    from kdnas.tasks import get_task
+    from kdnas.data.logit_tables import read_logit_table
+    from kdnas.data.tasks import get_task
+    from kdnas.evaluation.metrics import glue_metrics
 
     frame, logits = read_logit_table(root / "results" / "proxies" / name / "dev.parquet")
     task = get_task(name)
@@ -117,7 +117,7 @@ def test_latency_table_covers_teacher_and_candidates(dvc_run):
 def test_exported_student_loads_with_plain_transformers_and_predicts_what_was_scored(dvc_run):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from kdnas.data import load_glue_split, stratified_subset
+    from kdnas.data.loading import load_glue_split, stratified_subset
 
     path = dvc_run / "results/student/model"
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
@@ -245,7 +245,7 @@ def test_an_edited_data_file_reruns_the_stages_that_read_data(dvc_run):
 def test_exports_load_with_a_transformers_pipeline_and_predict_what_was_scored(dvc_run):
     from transformers import pipeline
 
-    from kdnas.data import load_glue_split, stratified_subset
+    from kdnas.data.loading import load_glue_split, stratified_subset
 
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
     size, seed, max_length = params["data"]["dev_size"], params["seed"], params["data"]["max_length"]
@@ -300,11 +300,11 @@ SEPARATED = 1.5  # a latency ratio that timing noise on 2 shared cores does not 
 
 
 def test_onnx_runtime_in_its_own_process_orders_the_models_as_in_process_timing_does(dvc_run, tmp_path):
-    from kdnas.arch import Arch
-    from kdnas.latency import measure_interleaved
-    from kdnas.onnx_runtime import OrtModel, export_onnx
-    from kdnas.models import load_model_and_tokenizer
-    from kdnas.students import build_student
+    from kdnas.deploy.onnx_runtime import OrtModel, export_onnx
+    from kdnas.distillation.students import build_student
+    from kdnas.latency.measure import measure_interleaved
+    from kdnas.models.arch import Arch
+    from kdnas.models.loading import load_model_and_tokenizer
 
     table = pd.read_csv(dvc_run / "results/latency/latency.csv")
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
@@ -334,7 +334,7 @@ def test_onnx_runtime_in_its_own_process_orders_the_models_as_in_process_timing_
 def test_hand_crafted_students_are_distilled_with_the_winners_recipe_and_compared_at_its_latency(dvc_run):
     from transformers import AutoConfig
 
-    from kdnas.front import front_weights
+    from kdnas.evaluation.front import front_weights
 
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
     winner = json.loads((dvc_run / "results/student/summary.json").read_text())
@@ -379,7 +379,7 @@ def test_the_search_refuses_a_proxy_folder_cached_from_another_teacher(dvc_run, 
 
     from kdnas.device import CPU
     from kdnas.errors import KdnasError
-    from kdnas.proxy_tasks import load_proxy_sets
+    from kdnas.search.proxy_tasks import load_proxy_sets
 
     params = yaml.safe_load((dvc_run / "params.yaml").read_text())
     proxies = tmp_path / "proxies"

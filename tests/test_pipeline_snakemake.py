@@ -10,10 +10,17 @@ import shutil
 
 import pytest
 import yaml
+from conftest import (
+    GLUE_DIR,
+    REPO,
+    make_pipeline_copy,
+    run,
+    tiny_params,
+    with_local_glue,
+    write_params,
+)
 
 from kdnas.pipeline.manifest import MANIFEST
-
-from conftest import GLUE_DIR, REPO, make_pipeline_copy, run, tiny_params, with_local_glue, write_params
 
 SHELL = re.compile(r"^Shell command: (.*?)(?: --log \S+)?$", re.M)
 NODE = re.compile(r'<font point-size="18">(\w+)</font>(.*?)</table>', re.S)
@@ -345,7 +352,7 @@ def _edited_code_and_data_rerun_what_reads_them(root):
     count for it.)"""
     gathering = {"glue": 1, "export": 1, "all": 1}
     assert _planned(root, *LOCAL) == {}
-    edits = {"kdnas/scoring.py": ({"evaluate": 1, "glue_evaluate": 1, **gathering}, b"# edited\n"),
+    edits = {"kdnas/evaluation/scoring.py": ({"evaluate": 1, "glue_evaluate": 1, **gathering}, b"# edited\n"),
              # the fan-out task's training file: its teacher and everything after it, which under the
              # multi-task search includes the search and every stage after it
              "data/glue/STS-B/train.tsv": ({"glue_teacher": 1, "glue_transfer": 1, "glue_proxy": 1, "search": 1,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from kdnas.deploy.ort_session import require_onnxruntime
 from kdnas.errors import KdnasError
-from kdnas.onnx_runtime import require_onnxruntime
-from kdnas.quantize import Int8Result, check_drop
+from kdnas.evaluation.int8_scores import Int8Result, check_drop
 
 
 def _result(fp32: float, int8: float) -> Int8Result:

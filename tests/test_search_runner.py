@@ -4,18 +4,20 @@ from __future__ import annotations
 import json
 
 import pytest
-
-import kdnas.proxy_tasks as proxy_tasks
-import kdnas.search.runner as runner
 from conftest import GLUE_DIR, tiny_params
-from kdnas.batching import encode
-from kdnas.data import load_glue_split, split_proxy
-from kdnas.cache import write_logit_table
-from kdnas.models import load_pretrained_for_task, save_model
-from kdnas.proxy_tasks import ProxySet
+
+import kdnas.search.proxy_tasks as proxy_tasks
+import kdnas.search.runner as runner
+from kdnas.data.batching import encode
+from kdnas.data.loading import load_glue_split, split_proxy
+from kdnas.data.logit_tables import write_logit_table
+from kdnas.data.tasks import get_task
+from kdnas.distillation.training import predict
+from kdnas.models.loading import load_pretrained_for_task, save_model
+from kdnas.params_keys import value_at
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
-from kdnas.tasks import get_task
-from kdnas.training import predict
+from kdnas.search.proxy_tasks import ProxySet
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +45,16 @@ def deterministic_latency(monkeypatch):
     monkeypatch.setattr(runner, "_latency", lambda model, lat: 1.0 + sum(p.numel() for p in model.parameters()) / 1e6)
 
 
+def _resume_key(params, proxy_dirs=()):
+    return runner.search_fingerprint(params, MANIFEST["search"].params, proxy_dirs)
+
+
 def _run(setup, path, params=None):
     base, teacher, task, (train, dev), _ = setup
     params = params or base
     sets = [ProxySet("sst2", task, params, teacher, train, dev, importance=None, teacher_score=1.0)]
-    return runner.run_search(params, teacher, task, path, SerialEvaluator(params, sets))[0]
+    return runner.run_search(params, teacher, task, path, SerialEvaluator(params, sets),
+                             resume_key=_resume_key(params))[0]
 
 
 def test_search_resumes_after_a_crash_without_redoing_trials(setup, tmp_path, monkeypatch):
@@ -103,7 +110,8 @@ def test_parallel_workers_give_the_serial_trials(setup, tmp_path):
     pool = ParallelEvaluator(parallel_params, {"teacher": tmp_path / "teacher", "proxies": tmp_path / "proxies",
                                                "glue": tmp_path / "glue"})
     try:
-        parallel = runner.run_search(parallel_params, teacher, task, tmp_path / "par" / "trials.jsonl", pool)[0]
+        parallel = runner.run_search(parallel_params, teacher, task, tmp_path / "par" / "trials.jsonl", pool,
+                                     resume_key=_resume_key(parallel_params))[0]
     finally:
         pool.close()
     timings = ("seconds", "train_seconds")
@@ -114,7 +122,7 @@ def test_parallel_workers_give_the_serial_trials(setup, tmp_path):
 def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
     import pandas as pd
 
-    from kdnas.latency_table import LatencyTable
+    from kdnas.latency.table import LatencyTable
     from kdnas.pipeline.distill_full import pick_winner
 
     params = tiny_params()
@@ -136,7 +144,7 @@ def test_winner_is_rescored_with_measured_latency_and_ties_go_to_the_faster():
 def test_on_an_onnx_runtime_backend_the_winner_is_rescored_on_that_runtime_against_the_eager_teacher():
     import pandas as pd
 
-    from kdnas.latency_table import LatencyTable
+    from kdnas.latency.table import LatencyTable
     from kdnas.pipeline.distill_full import pick_winner
 
     params = tiny_params()
@@ -161,7 +169,7 @@ def test_on_an_onnx_runtime_backend_the_winner_is_rescored_on_that_runtime_again
 def test_under_analytic_latency_the_winner_ignores_measured_times():
     import pandas as pd
 
-    from kdnas.latency_table import LatencyTable
+    from kdnas.latency.table import LatencyTable
     from kdnas.pipeline.distill_full import pick_winner
 
     params = tiny_params()
@@ -297,15 +305,49 @@ def test_search_stage_sigkilled_mid_run_resumes_to_the_uninterrupted_trials(dvc_
     assert ours == theirs
 
 
-def test_the_resume_fingerprint_covers_the_latency_keys_the_search_reads():
-    """The search times candidates (and predicts) at latency.seq_len with latency.threads: a change to either
-    must start a new trial log, not resume trials carrying the old latencies."""
+def _with(params: dict, key: str, value) -> dict:
+    changed = json.loads(json.dumps(params))
+    node = changed
+    *path, last = key.split(".")
+    for part in path:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return changed
+
+
+def test_the_resume_fingerprint_covers_every_key_the_search_declares():
+    """Each params key the manifest declares for the search changes its resume fingerprint (those with a resume
+    form, when that form changes), so a key declared later cannot be missed; a key it does not declare does not."""
     params = tiny_params()
-    base = runner.search_fingerprint(params)
-    for key, value in (("seq_len", 128), ("threads", 1)):
-        changed = json.loads(json.dumps(params))
-        changed["latency"][key] = value
-        assert runner.search_fingerprint(changed) != base, key
-    unread = json.loads(json.dumps(params))
-    unread["latency"]["repeats"] += 1  # the latency stage's own setting: the search never reads it
-    assert runner.search_fingerprint(unread) == base
+    base = _resume_key(params)
+    for key in MANIFEST["search"].params:
+        if key not in runner.RESUME_FORMS:
+            value = value_at(params, key)
+            changed = {**value, "added": 1} if isinstance(value, dict) else "changed"  # a block keeps its shape
+            assert _resume_key(_with(params, key, changed)) != base, key
+    assert _resume_key(_with(params, "latency.repeats", 99)) == base  # the latency stage's own setting
+    # the forms: a GPU run never resumes a CPU log; the family counts when it sets the band; a multi-task
+    # search's task list counts, an unscored task's edit does not
+    assert _resume_key(_with(params, "compute.device", "cpu")) == base
+    assert _resume_key(_with(params, "baselines.keep_every", [3])) == base
+    banded = _with(params, "search.prescreen", {"min_speedup": 2.0, "max_speedup": "hand_crafted"})
+    assert _resume_key(_with(banded, "baselines.keep_every", [3])) != _resume_key(banded)
+    single = _with(params, "search.tasks", "search")
+    assert _resume_key(_with(single, "glue.tasks.cola", {})) == _resume_key(single)
+    assert params["search"]["tasks"] == "all"
+    assert _resume_key(_with(params, "glue.tasks.cola", {})) != base
+
+
+def test_the_resume_fingerprint_covers_the_proxy_rows(tmp_path):
+    """Trials scored on other proxy rows (another data file, another teacher's logits) never resume."""
+    params = tiny_params()
+    proxy = tmp_path / "sst2"
+    proxy.mkdir()
+    (proxy / "train.parquet").write_bytes(b"rows")
+    (proxy / "states.json").write_text('{"teacher_fingerprint": "a"}')
+    base = _resume_key(params, [proxy])
+    (proxy / "train.parquet").write_bytes(b"other rows")
+    assert _resume_key(params, [proxy]) != base
+    (proxy / "train.parquet").write_bytes(b"rows")
+    (proxy / "states.json").write_text('{"teacher_fingerprint": "b"}')
+    assert _resume_key(params, [proxy]) != base

@@ -12,7 +12,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import REPO, make_pipeline_copy, run, tiny_params
 
 SCRIPT = REPO / "workflow" / "cluster" / "slurm-one-node.sh"

@@ -9,20 +9,25 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from conftest import GLUE_DIR, tiny_params
-from kdnas.arch import Arch
-from kdnas.batching import collate, encode, length_grouped_batches
-from kdnas.cache import load_encoded
-from kdnas.data import load_glue_split
-from kdnas.importance import gradient_importance, inheritance_scores
-from kdnas.losses import build_loss
-from kdnas.models import load_pretrained_for_task, save_model
+
+from kdnas.data.batching import collate, encode, length_grouped_batches
+from kdnas.data.loading import load_glue_split
+from kdnas.data.logit_tables import load_encoded
+from kdnas.data.tasks import get_task
+from kdnas.data.teacher_states import (
+    TeacherStates,
+    state_bytes,
+    states_path,
+    write_states,
+)
+from kdnas.distillation.importance import gradient_importance, inheritance_scores
+from kdnas.distillation.losses import build_loss
+from kdnas.distillation.students import build_student, inherited_layers
+from kdnas.distillation.training import predict, train_model
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_pretrained_for_task, save_model
 from kdnas.pipeline.proxy import proxy_stage
-from kdnas.state_cache import TeacherStates, state_bytes, states_path, write_states
-from kdnas.students import build_student, inherited_layers
-from kdnas.tasks import get_task
-from kdnas.training import predict, train_model
 
 HIDDEN_AND_ATTENTION = [{"name": "logit_kd", "weight": 1.0}, {"name": "hidden", "weight": 1.0},
                         {"name": "attention", "weight": 1.0}]
@@ -109,7 +114,7 @@ def test_proxy_stage_caches_states_within_the_budget_and_falls_back_beyond(teach
     params = _proxy_params()
     train = load_encoded(fits / "train.parquet", tokenizer, params["data"]["max_length"])
     loss = build_loss(params["search"]["losses"], temperature=1.0, regression=False)
-    from kdnas.training import teacher_signal
+    from kdnas.distillation.training import teacher_signal
     assert teacher_signal(train, loss) == "cached states"
 
     # a budget just under the need: no states, the teacher in the loop, one log line saying so

@@ -4,10 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from kdnas.arch import Arch
-from kdnas.search.registry import STRATEGIES, build_strategy
+from kdnas.models.arch import Arch
 from kdnas.search.space import SearchSpace
-from kdnas.search.strategies import TrustRegionBO
+from kdnas.search.strategies import STRATEGIES, TrustRegionBO, build_strategy
 
 # 112 valid archs: hidden / heads must divide and heads of at most 32 dims (an inherited teacher's head size).
 SPACE = SearchSpace([1, 2, 3, 4], [128, 192, 256, 384], [4, 6, 8, 12], [384, 768, 1152, 1536], max_head_size=32)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdnas.arch import Arch
+from kdnas.data.tasks import get_task
+from kdnas.distillation.students import build_student, inherited_layers
 from kdnas.errors import KdnasError
-from kdnas.models import load_pretrained_for_task
-from kdnas.students import build_student, inherited_layers
-from kdnas.tasks import get_task
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_pretrained_for_task
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_specs_the_teacher_cannot_provide_fail_clearly(teacher_and_tokenizer):
 def test_exported_student_loads_with_plain_transformers(teacher_and_tokenizer, batch, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from kdnas.models import save_model
+    from kdnas.models.loading import save_model
 
     teacher, tokenizer = teacher_and_tokenizer
     student = build_student(teacher, Arch(2, 256, 8, 768)).eval()
@@ -90,8 +90,7 @@ def test_exported_student_loads_with_plain_transformers(teacher_and_tokenizer, b
 def test_saved_models_that_cannot_be_used_are_refused_in_one_line(teacher_and_tokenizer, tmp_path):
     from transformers import AutoTokenizer
 
-    from kdnas.models import ModelError, save_model
-    from kdnas.models import load_model_and_tokenizer
+    from kdnas.models.loading import ModelError, load_model_and_tokenizer, save_model
 
     teacher, tokenizer = teacher_and_tokenizer
     small = build_student(teacher, Arch(1, 128, 4, 384))

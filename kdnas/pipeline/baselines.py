@@ -1,4 +1,4 @@
-"""The hand-crafted students of a task (:mod:`kdnas.baselines`), distilled from its teacher on its transfer set
+"""The hand-crafted students of a task (:mod:`kdnas.evaluation.baselines`), distilled from its teacher on its transfer set
 with the searched student's recipe, seed and rows. Finished students are kept in the stage's checkpoint, so a
 killed run resumes at the student it was training."""
 from __future__ import annotations
@@ -7,18 +7,18 @@ import logging
 import shutil
 from pathlib import Path
 
-from kdnas.baselines import describe, hand_crafted_archs
-from kdnas.cache import load_encoded
-from kdnas.checkpoint import stage_checkpoint
+from kdnas.data.logit_tables import load_encoded
+from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
-from kdnas.importance import inheritance_scores
+from kdnas.distillation.checkpoint import stage_checkpoint
+from kdnas.distillation.importance import inheritance_scores
+from kdnas.distillation.losses import attention_implementation
+from kdnas.distillation.recipe import distill_arch
+from kdnas.distillation.training import seed_everything
+from kdnas.evaluation.baselines import describe, hand_crafted_archs
 from kdnas.io import atomic_path, write_json
-from kdnas.losses import attention_implementation
-from kdnas.models import count_parameters, load_model_and_tokenizer, save_model
+from kdnas.models.loading import count_parameters, load_model_and_tokenizer, save_model
 from kdnas.pipeline.manifest import MANIFEST
-from kdnas.recipe import distill_arch
-from kdnas.tasks import task_of
-from kdnas.training import seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,11 @@
 rerun exactly the stages a library edit can change.
 
 Every ``kdnas`` module reachable through imports (top-level or inside functions) from the CLI and from the
-stage's function (``kdnas/pipeline/<stage>.py``, which ``run_stage`` imports once the checks pass) counts,
-except what every stage runs only to check its params and arguments before any work (``kdnas.cli`` and
-what it alone imports): an edit there cannot change a result. A subpackage other than ``kdnas.pipeline`` is listed as its folder.
+stage's function (``kdnas/pipeline/<stage>.py``, which ``run_stage`` imports once the checks pass) counts, with
+the ``__init__.py`` of every package above it that holds code (Python runs it first), except what every stage
+runs only to check its params and arguments before any work (``kdnas.cli`` and what it alone imports): an edit
+there cannot change a result (nor can the modules those import for the checks: the walk stops at them). Deps
+are files, so an edit reruns only the stages that import that file.
 """
 from __future__ import annotations
 
@@ -12,11 +14,9 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# run by every stage before its work, or empty package markers; and the manifest, whose every declaration that
-# can change a result (paths, params) reaches both engines as the stage's command and params already
-ALWAYS = {"kdnas/__init__.py", "kdnas/pipeline/__init__.py", "kdnas/cli.py", "kdnas/params.py", "kdnas/errors.py",
-          "kdnas/pipeline/manifest.py"}
-FILE_GRANULAR = {"pipeline"}  # the one subpackage whose modules are listed one by one (a module per stage)
+# run by every stage before its work; and the manifest, whose every declaration that can change a result
+# (paths, params) reaches both engines as the stage's command and params already
+ALWAYS = {"kdnas/cli.py", "kdnas/params.py", "kdnas/errors.py", "kdnas/pipeline/manifest.py"}
 
 
 def _module_file(name: str, root: Path) -> Path | None:
@@ -26,8 +26,15 @@ def _module_file(name: str, root: Path) -> Path | None:
     return path.with_suffix(".py") if path.with_suffix(".py").exists() else None
 
 
+def _runs_code(init: Path) -> bool:
+    """Whether a package's ``__init__.py`` holds more than its docstring."""
+    body = ast.parse(init.read_text()).body
+    return any(not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in body)
+
+
 def kdnas_imports(path: Path, root: Path = REPO, seen: set[Path] | None = None) -> set[Path]:
-    """Every kdnas source file reachable from ``path`` through imports."""
+    """Every kdnas source file reachable from ``path`` through imports (a package's ``__init__.py`` included
+    when it holds code)."""
     seen = set() if seen is None else seen
     for node in ast.walk(ast.parse(Path(path).read_text())):
         names = []
@@ -36,10 +43,15 @@ def kdnas_imports(path: Path, root: Path = REPO, seen: set[Path] | None = None) 
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names if alias.name.startswith("kdnas")]
         for name in names:
-            found = _module_file(name, root)
-            if found and found not in seen:
-                seen.add(found)
-                kdnas_imports(found, root, seen)
+            parts = name.split(".")
+            packages = [_module_file(".".join(parts[:i]), root) for i in range(2, len(parts))]
+            found = [f for f in packages if f and f.name == "__init__.py" and _runs_code(f)]
+            found.append(_module_file(name, root))
+            for file in found:
+                if file and file not in seen and (file.name != "__init__.py" or _runs_code(file)):
+                    seen.add(file)
+                    if str(file.relative_to(root)) not in ALWAYS:  # what only its checks import is not work
+                        kdnas_imports(file, root, seen)
     return seen
 
 
@@ -48,16 +60,10 @@ def stage_code_files(stage: str, root: Path = REPO) -> list[str]:
     function = root / "kdnas" / "pipeline" / f"{stage}.py"  # the manifest's stage function, imported lazily
     work = kdnas_imports(function, root) | {function}
     # params and argument checks run in every stage through kdnas.cli, before the work
-    files = (kdnas_imports(root / "stages" / f"{stage}.py", root) - kdnas_imports(root / "kdnas" / "cli.py", root)) | work
+    checks = kdnas_imports(root / "kdnas" / "cli.py", root)
+    files = (kdnas_imports(root / "stages" / f"{stage}.py", root) - checks) | work
     return sorted(rel for rel in (str(f.relative_to(root)) for f in files) if rel not in ALWAYS)
 
 
-def stage_code_deps(stage: str, root: Path = REPO) -> list[str]:
-    """``stage_code_files`` with each subpackage (``kdnas/search``, ``kdnas/losses``) as one folder: DVC's deps."""
-    deps = []
-    for rel in stage_code_files(stage, root):
-        parts = Path(rel).parts  # ("kdnas", "x.py") or ("kdnas", "<subpackage>", ...)
-        dep = rel if len(parts) == 2 or parts[1] in FILE_GRANULAR else f"kdnas/{parts[1]}"
-        if dep not in deps:
-            deps.append(dep)
-    return sorted(deps)
+# DVC's deps and the Snakemake rules' code inputs: the files themselves
+stage_code_deps = stage_code_files

@@ -1,21 +1,21 @@
 """Stage 6: distil the winner on the full training subset."""
 from __future__ import annotations
 
-from kdnas.arch import Arch
-from kdnas.cache import load_encoded
-from kdnas.checkpoint import stage_checkpoint
+from kdnas.data.logit_tables import load_encoded
+from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
+from kdnas.distillation.checkpoint import stage_checkpoint
+from kdnas.distillation.importance import inheritance_scores
+from kdnas.distillation.losses import attention_implementation
+from kdnas.distillation.recipe import distill_arch
+from kdnas.distillation.training import seed_everything
 from kdnas.errors import KdnasError
-from kdnas.importance import inheritance_scores
-from kdnas.latency_table import LatencyTable
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.losses import attention_implementation
-from kdnas.models import count_parameters, load_model_and_tokenizer, save_model
+from kdnas.latency.table import LatencyTable
+from kdnas.models.arch import Arch
+from kdnas.models.loading import count_parameters, load_model_and_tokenizer, save_model
 from kdnas.pipeline.manifest import MANIFEST
-from kdnas.recipe import distill_arch
 from kdnas.search.reward import objective
-from kdnas.tasks import task_of
-from kdnas.training import seed_everything
 
 
 def pick_winner(ranking: list[dict], latency: LatencyTable, params: dict) -> dict:
@@ -56,7 +56,7 @@ def distill_full_stage(args, params: dict) -> str:
 def distill_winner(args, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
     """Picks the winner, builds it from ``args.teacher`` and distils it on ``args.transfer``.
 
-    ``importance``: the inheritance scores (:mod:`kdnas.importance`); None = weight magnitude. ``tracked``: the
+    ``importance``: the inheritance scores (:mod:`kdnas.distillation.importance`); None = weight magnitude. ``tracked``: the
     running stage's declared params (distill_full's or glue_distill's), which key its checkpoint.
     """
     task = task_of(params)

@@ -7,16 +7,16 @@ Three modes over the same per-candidate code, so both engines give the same rank
 """
 from __future__ import annotations
 
-from kdnas.arch import Arch
-from kdnas.checkpoint import stage_checkpoint
 from kdnas.device import resolve_compute
+from kdnas.distillation.checkpoint import stage_checkpoint
+from kdnas.distillation.training import seed_everything
 from kdnas.errors import KdnasError
 from kdnas.io import read_json, write_json
-from kdnas.glue_params import search_tasks
+from kdnas.models.arch import Arch
 from kdnas.pipeline.manifest import MANIFEST
-from kdnas.proxy_tasks import distill_on_sets, load_proxy_sets, task_paths
+from kdnas.search.proxy_tasks import distill_on_sets, load_proxy_sets, task_paths
 from kdnas.search.reward import objective
-from kdnas.training import seed_everything
+from kdnas.task_params import search_tasks
 
 
 def select_topk(ranked: list[dict], k: int) -> list[dict]:

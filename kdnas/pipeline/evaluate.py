@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdnas.baselines import saved_baselines
-from kdnas.front import margin_line, task_comparison
-from kdnas.latency_table import LatencyTable
+from kdnas.data.tasks import task_of
+from kdnas.evaluation.baselines import saved_baselines
+from kdnas.evaluation.front import margin_line, task_comparison
+from kdnas.evaluation.metrics import percent_of_teacher
+from kdnas.evaluation.scoring import score_models
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.metrics import percent_of_teacher
-from kdnas.scoring import score_models
-from kdnas.tasks import task_of
+from kdnas.latency.table import LatencyTable
 
 
 def evaluate_stage(args, params: dict) -> str:

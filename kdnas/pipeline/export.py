@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdnas.arch import Arch
-from kdnas.data import task_split
+from kdnas.data.loading import task_split
+from kdnas.data.tasks import Task, task_of
+from kdnas.deploy.export import label_config, model_card, onnx_with_parity
+from kdnas.deploy.quantize import METHODS, batches, ort_logits, quantize
 from kdnas.device import resolve_compute
-from kdnas.export import label_config, model_card, onnx_with_parity
-from kdnas.glue_params import glue_tasks, task_params
-from kdnas.latency_table import LatencyTable
+from kdnas.evaluation.int8_scores import Int8Result, agreement, check_drop
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.models import load_model_and_tokenizer, save_model
-from kdnas.quantize import METHODS, Int8Result, agreement, batches, check_drop, ort_logits, quantize
-from kdnas.tasks import Task, task_of
+from kdnas.latency.table import LatencyTable
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_model_and_tokenizer, save_model
+from kdnas.task_params import glue_tasks, task_params
 
 PARITY_ROWS = 32
 SCORING_BATCH = 64  # rows per ONNX Runtime call when scoring int8 against fp32 (fixed: results must not follow
@@ -41,7 +42,7 @@ def int8_student(task: Task, run: dict, tokenizer, folder: Path, dev: pd.DataFra
     Raises:
         KdnasError: int8 loses more of the main metric than ``export.int8_max_drop`` points.
     """
-    from kdnas.metrics import glue_metrics
+    from kdnas.evaluation.metrics import glue_metrics
 
     if cfg["int8"] == "none":
         return None
@@ -122,7 +123,7 @@ def _int8_summary(int8: Int8Result | None) -> dict | None:
 
 
 def export_stage(args, params: dict) -> str:
-    from kdnas.onnx_runtime import require_onnxruntime
+    from kdnas.deploy.ort_session import require_onnxruntime
 
     require_onnxruntime("export (ONNX with a parity check, and the int8 model)")  # before any work
     latency = LatencyTable.read(args.latency)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdnas.front import glue_comparison, margin_line
-from kdnas.glue import glue_table
-from kdnas.glue_params import glue_tasks, task_runs
-from kdnas.latency_table import LatencyTable
+from kdnas.data.tasks import task_of
+from kdnas.evaluation.front import glue_comparison, margin_line
+from kdnas.evaluation.glue_table import glue_table
+from kdnas.evaluation.report import glue_plot, markdown_report, pareto_plot
 from kdnas.io import atomic_path, read_json, write_json, write_text
-from kdnas.report import glue_plot, markdown_report, pareto_plot
-from kdnas.tasks import task_of
+from kdnas.latency.table import LatencyTable
+from kdnas.task_params import glue_tasks, task_runs
 
 
 def gather_results(params: dict, search_metrics: str, glue_dir: str) -> dict:

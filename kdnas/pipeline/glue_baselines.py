@@ -2,9 +2,9 @@
 :mod:`kdnas.pipeline.baselines`)."""
 from __future__ import annotations
 
-from kdnas.glue_params import task_params
 from kdnas.pipeline.baselines import distill_baselines
 from kdnas.pipeline.manifest import MANIFEST
+from kdnas.task_params import task_params
 
 
 def glue_baselines_stage(args, params: dict) -> str:

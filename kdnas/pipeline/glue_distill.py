@@ -6,10 +6,10 @@ then checked against the search task's summary so that every task gets the archi
 from __future__ import annotations
 
 from kdnas.errors import KdnasError
-from kdnas.glue_params import task_params
 from kdnas.io import read_json
 from kdnas.pipeline.distill_full import distill_winner
 from kdnas.pipeline.manifest import MANIFEST
+from kdnas.task_params import task_params
 
 
 def glue_distill_stage(args, params: dict) -> str:

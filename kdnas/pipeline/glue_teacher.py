@@ -1,8 +1,8 @@
 """GLUE fan-out, per task: the teacher stage run with one task's params."""
 from __future__ import annotations
 
-from kdnas.glue_params import task_params
 from kdnas.pipeline.teacher import teacher_stage
+from kdnas.task_params import task_params
 
 
 def glue_teacher_stage(args, params: dict) -> str:

@@ -1,8 +1,8 @@
 """GLUE fan-out, per task: the transfer rows with that task's teacher's logits cached once."""
 from __future__ import annotations
 
-from kdnas.glue_params import task_params
 from kdnas.pipeline.transfer import transfer_stage
+from kdnas.task_params import task_params
 
 
 def glue_transfer_stage(args, params: dict) -> str:

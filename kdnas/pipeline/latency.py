@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdnas.arch import Arch
-from kdnas.baselines import hand_crafted_archs
+from kdnas.distillation.students import build_student
+from kdnas.evaluation.baselines import hand_crafted_archs
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.latency import check_device, hardware_identity, measure_on_backend
-from kdnas.models import load_model_and_tokenizer
-from kdnas.students import build_student
+from kdnas.latency.measure import check_device, hardware_identity, measure_on_backend
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_model_and_tokenizer
 
 
 def latency_table(teacher, archs: list[Arch], cfg: dict, init: str, fusion: str = "none") -> pd.DataFrame:
@@ -43,7 +43,7 @@ def latency_stage(args, params: dict) -> str:
     check_device(cfg.get("device", "cpu"))  # before loading anything
     ort_backends = [backend for backend in cfg.get("backends", []) if backend != "eager"]
     if ort_backends:
-        from kdnas.onnx_runtime import require_onnxruntime
+        from kdnas.deploy.ort_session import require_onnxruntime
 
         require_onnxruntime(f"latency backend {ort_backends[0]!r}")
     ranking = read_json(args.ranking)

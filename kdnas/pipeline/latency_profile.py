@@ -7,13 +7,17 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from kdnas.arch import Arch
+from kdnas.distillation.students import build_student
 from kdnas.io import write_json
-from kdnas.latency import hardware_identity, measure_interleaved, measure_on_backend
-from kdnas.latency_model import LatencyPredictor, analytic_ms, validation_metrics
-from kdnas.models import load_model_and_tokenizer
+from kdnas.latency.measure import (
+    hardware_identity,
+    measure_interleaved,
+    measure_on_backend,
+)
+from kdnas.latency.predictor import LatencyPredictor, analytic_ms, validation_metrics
+from kdnas.models.arch import Arch
+from kdnas.models.loading import load_model_and_tokenizer
 from kdnas.search.space import SearchSpace
-from kdnas.students import build_student
 
 
 def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[dict]]:

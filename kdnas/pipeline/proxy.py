@@ -6,17 +6,25 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from kdnas.batching import encode
-from kdnas.cache import TEACHER_FINGERPRINT, teacher_fingerprint, write_logit_table
-from kdnas.data import check_task_data, full_split, split_proxy
+from kdnas.data.batching import encode
+from kdnas.data.loading import check_task_data, full_split, split_proxy
+from kdnas.data.logit_tables import (
+    TEACHER_FINGERPRINT,
+    teacher_fingerprint,
+    write_logit_table,
+)
+from kdnas.data.tasks import task_of
+from kdnas.data.teacher_states import state_bytes, states_path, write_states
 from kdnas.device import resolve_compute
-from kdnas.importance import IMPORTANCE_FILE, gradient_importance, save_importance
+from kdnas.distillation.importance import (
+    IMPORTANCE_FILE,
+    gradient_importance,
+    save_importance,
+)
+from kdnas.distillation.losses import build_loss
+from kdnas.distillation.training import predict, seed_everything
 from kdnas.io import atomic_path, write_json
-from kdnas.losses import build_loss
-from kdnas.models import load_model_and_tokenizer
-from kdnas.state_cache import state_bytes, states_path, write_states
-from kdnas.tasks import task_of
-from kdnas.training import predict, seed_everything
+from kdnas.models.loading import load_model_and_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -5,17 +5,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
+from kdnas.distillation.training import seed_everything
 from kdnas.io import atomic_path, read_json, write_json
-from kdnas.latency_model import check_same_backend, check_same_hardware
-from kdnas.glue_params import search_tasks
-from kdnas.models import load_model_and_tokenizer
-from kdnas.proxy_tasks import load_proxy_sets
+from kdnas.latency.predictor import check_same_backend, check_same_hardware
+from kdnas.models.loading import load_model_and_tokenizer
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.pareto import hypervolume_curve, pareto_front
-from kdnas.search.runner import run_search, top_k
-from kdnas.tasks import task_of
-from kdnas.training import seed_everything
+from kdnas.search.proxy_tasks import load_proxy_sets
+from kdnas.search.runner import run_search, search_fingerprint, top_k
+from kdnas.task_params import search_tasks
 
 
 def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -51,8 +52,11 @@ def search_stage(args, params: dict) -> str:
         sets = load_proxy_sets(params, "search", compute=compute, **paths)
         evaluator = SerialEvaluator(params, sets, compute)
         teacher = sets[0].teacher  # the search task's: the latency reference and the students' shape
+    resume_key = search_fingerprint(params, MANIFEST["search"].params,
+                                    [Path(args.proxies) / name for name in search_tasks(params)])
     try:
-        trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor)
+        trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor,
+                                   resume_key=resume_key)
     finally:
         evaluator.close()
     ranked = top_k(trials, len(trials))  # the full ranking: distill_topk takes its k from it

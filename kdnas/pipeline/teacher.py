@@ -1,18 +1,24 @@
 """Stage 1: fine-tune the teacher, or take an already fine-tuned one as given (``teacher.finetune: false``)."""
 from __future__ import annotations
 
-from kdnas.batching import encode
-from kdnas.checkpoint import stage_checkpoint
-from kdnas.data import check_task_data, task_data_files, task_split
+from kdnas.data.batching import encode
+from kdnas.data.loading import check_task_data, task_data_files, task_split
+from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
+from kdnas.distillation.checkpoint import stage_checkpoint
+from kdnas.distillation.losses import build_loss
+from kdnas.distillation.training import predict, seed_everything, train_model
+from kdnas.evaluation.metrics import glue_metrics
 from kdnas.io import atomic_path, write_json
-from kdnas.losses import build_loss
-from kdnas.metrics import glue_metrics
-from kdnas.models import (count_parameters, load_finetuned_teacher, load_pretrained_for_task, resolve_backbone,
-                          save_model, start_regression_head_at)
+from kdnas.models.loading import (
+    count_parameters,
+    load_finetuned_teacher,
+    load_pretrained_for_task,
+    resolve_backbone,
+    save_model,
+    start_regression_head_at,
+)
 from kdnas.pipeline.manifest import MANIFEST
-from kdnas.tasks import task_of
-from kdnas.training import predict, seed_everything, train_model
 
 
 def teacher_stage(args, params: dict) -> str:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdnas.batching import encode
-from kdnas.cache import write_logit_table
-from kdnas.data import check_size, check_task_data, full_split, stratified_subset
+from kdnas.data.batching import encode
+from kdnas.data.loading import (
+    check_size,
+    check_task_data,
+    full_split,
+    stratified_subset,
+)
+from kdnas.data.logit_tables import write_logit_table
+from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
-from kdnas.models import load_model_and_tokenizer
-from kdnas.tasks import task_of
-from kdnas.training import predict, seed_everything
+from kdnas.distillation.training import predict, seed_everything
+from kdnas.models.loading import load_model_and_tokenizer
 
 
 def transfer_set(params: dict) -> pd.DataFrame:

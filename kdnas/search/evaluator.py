@@ -11,9 +11,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from kdnas.arch import Arch
 from kdnas.device import Compute, resolve_compute
-from kdnas.proxy_tasks import ProxySet, distill_on_sets, load_proxy_sets
+from kdnas.models.arch import Arch
+from kdnas.search.proxy_tasks import ProxySet, distill_on_sets, load_proxy_sets
 from kdnas.threads import torch_threads
 
 
@@ -59,7 +59,7 @@ def _evaluate_in_worker(arch_key: str) -> dict:
 class ParallelEvaluator:
     """Distils the candidates of a round in ``search.workers`` processes, each loading teachers and proxies once.
 
-    ``paths``: the ``teacher``, ``proxies`` and ``glue`` folders :func:`kdnas.proxy_tasks.load_proxy_sets` reads.
+    ``paths``: the ``teacher``, ``proxies`` and ``glue`` folders :func:`kdnas.search.proxy_tasks.load_proxy_sets` reads.
     """
 
     def __init__(self, params: dict, paths: dict):

@@ -11,40 +11,60 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
-from kdnas.arch import Arch
-from kdnas.baselines import hand_crafted_archs
 from kdnas.device import CPU, resolve_compute
+from kdnas.distillation.students import build_student
 from kdnas.errors import KdnasError
-from kdnas.glue_params import is_multi_task, search_tasks, task_params
+from kdnas.evaluation.baselines import hand_crafted_archs
 from kdnas.io import read_json, write_json, write_text
-from kdnas.latency import measure_interleaved
-from kdnas.latency_model import LatencyPredictor, analytic_ms
-from kdnas.search.registry import build_strategy
+from kdnas.latency.measure import measure_interleaved
+from kdnas.latency.predictor import LatencyPredictor, analytic_ms
+from kdnas.models.arch import Arch
+from kdnas.params_keys import value_at
 from kdnas.search.reward import objective
 from kdnas.search.space import SearchSpace
-from kdnas.students import build_student
+from kdnas.search.strategies import build_strategy
+from kdnas.task_params import is_multi_task, search_tasks
 
 log = logging.getLogger(__name__)
 
 
-def search_fingerprint(params: dict) -> str:
-    """Hash of everything that changes trial results; a different hash starts a new log."""
-    keys = {k: params[k] for k in ("seed", "task", "data", "teacher", "proxy", "space", "search")}
-    search = params["search"]
-    keys["latency"] = {k: params["latency"][k] for k in ("seq_len", "threads")}  # measured/predicted latencies
-    if (search.get("prescreen") or {}).get("max_speedup") == HAND_CRAFTED:  # the family sets the band
-        keys["baselines"] = params["baselines"]
-    if is_multi_task(params):  # what each other task's proxy set and scores depend on
-        keys["tasks"] = {t: {k: task_params(params, t)[k] for k in ("data", "teacher", "proxy")}
-                         for t in search_tasks(params)[1:]}
-    # trials distilled on another device type or in another precision are not mixed into this search (the CPU
-    # in fp32, where every log before the compute block was made, adds nothing: those logs still resume)
-    compute = resolve_compute(params)
-    if compute != CPU:
-        keys["compute"] = compute.kind
-    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+# How a key the search declares enters its resume fingerprint when not as it stands (None: left out)
+RESUME_FORMS: dict[str, Callable[[dict], object]] = {
+    # trials distilled on another device type or in another precision are not mixed into this search (the CPU in
+    # fp32, where every log before the compute block was made, adds nothing: those logs still resume)
+    "compute": lambda params: None if resolve_compute(params) == CPU else resolve_compute(params).kind,
+    # the hand-crafted family matters only when it sets the prescreen band
+    "baselines": lambda params: (params["baselines"] if (params["search"].get("prescreen") or {}).get("max_speedup")
+                                 == HAND_CRAFTED else None),
+    # which tasks a multi-task search scores (their rows and teachers are in the proxy sets hashed); an edit to a
+    # task the search does not score resumes the log
+    "glue.tasks": lambda params: search_tasks(params) if is_multi_task(params) else None,
+}
+PROXY_FILES = ("train.parquet", "dev.parquet", "states.json")  # a proxy set's rows, and the teacher they came from
+
+
+def search_fingerprint(params: dict, declared: Iterable[str], proxy_dirs: Iterable[str | Path]) -> str:
+    """Hash of everything that changes trial results; a different hash starts a new log.
+
+    ``declared``: the params keys the search stage declares (:mod:`kdnas.pipeline.manifest`), each hashed as it
+    stands unless :data:`RESUME_FORMS` says otherwise, so a key declared later enters the fingerprint too.
+    ``proxy_dirs``: the proxy sets the search scores on (their files' contents: rows, teacher logits and the
+    teacher's fingerprint), so trials of other rows or another teacher never resume.
+    """
+    keys = {}
+    for key in declared:
+        value = RESUME_FORMS[key](params) if key in RESUME_FORMS else value_at(params, key)
+        if value is not None:
+            keys[key] = value
+    digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode())
+    for folder in proxy_dirs:
+        for name in PROXY_FILES:
+            path = Path(folder) / name
+            if path.exists():
+                digest.update(name.encode() + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def _latency(model, lat: dict) -> float:
@@ -142,8 +162,8 @@ def prescreen(space: SearchSpace, bounds: dict | None, speedup_of: Callable[[Arc
     return kept
 
 
-def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predictor: dict | None = None
-               ) -> tuple[list[dict], dict]:
+def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predictor: dict | None = None, *,
+               resume_key: str) -> tuple[list[dict], dict]:
     """Runs (or resumes) the search in rounds of ``search.proposals_per_round`` candidates.
 
     Each round is asked from the strategy at once, distilled by ``evaluator`` (serial or parallel: the
@@ -152,7 +172,9 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
 
     Latency is measured per candidate, or read from ``predictor`` (the latency_profile stage's JSON) when
     given: free, and the same on every run for one profile; with ``search.latency.mode: analytic`` it is
-    the MAC count (:func:`kdnas.latency_model.analytic_ms`), the same on every machine and run.
+    the MAC count (:func:`kdnas.latency.predictor.analytic_ms`), the same on every machine and run.
+
+    ``resume_key``: :func:`search_fingerprint` of this run; a log saved under another key is moved aside.
 
     Returns:
         (trials in evaluation order, the final state: strategy state and the teacher's latency).
@@ -162,7 +184,7 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     init = params["space"]["init"]
     space = SearchSpace.from_params(params["space"], max_head_size=teacher_head if init == "inherit" else None)
     lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
-    fingerprint = search_fingerprint(params) + ("" if predictor is None else
+    fingerprint = resume_key + ("" if predictor is None else
                                                 hashlib.sha256(json.dumps(predictor["coefficients"]).encode()).hexdigest()[:8])
     trial_log = TrialLog(trials_path, fingerprint)
     model = None if predictor is None else LatencyPredictor.from_dict(predictor)

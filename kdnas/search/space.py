@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 
-from kdnas.arch import Arch
 from kdnas.errors import KdnasError
+from kdnas.models.arch import Arch
 
 
 class SearchSpace:

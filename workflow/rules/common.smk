@@ -5,12 +5,13 @@ import json
 import sys
 from pathlib import Path
 
-from kdnas.data import task_data_files
+from kdnas.data.loading import task_data_files
 from kdnas.errors import KdnasError
-from kdnas.glue_params import glue_tasks, search_tasks, task_params
 from kdnas.params import load_params
+from kdnas.params_keys import value_at
 from kdnas.pipeline.code_deps import stage_code_deps
 from kdnas.pipeline.manifest import MANIFEST
+from kdnas.task_params import glue_tasks, search_tasks, task_params
 
 PARAMS_FILE = "params.yaml"
 
@@ -24,22 +25,13 @@ LOGS = "logs"
 
 def block(*keys):
     """The params a rule depends on; a change in them (and only them) reruns the rule."""
-    out = {}
-    for key in keys:
-        node = config
-        for part in key.split("."):
-            node = node[part]
-        out[key] = node
-    return out
+    return {key: value_at(config, key) for key in keys}
 
 
 def stage_code(stage):
-    """The kdnas source files ``stage`` runs (the manifest's code deps, folders expanded to their files): inputs
-    of its rule, so a library edit reruns the same jobs as under DVC."""
-    files = []
-    for dep in stage_code_deps(stage):
-        files += sorted(str(p) for p in Path(dep).rglob("*.py")) if Path(dep).is_dir() else [dep]
-    return files
+    """The kdnas source files ``stage`` runs (the manifest's code deps): inputs of its rule, so a library edit
+    reruns the same jobs as under DVC."""
+    return stage_code_deps(stage)
 
 
 def stage_params(stage):

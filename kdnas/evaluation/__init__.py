@@ -1,0 +1,1 @@
+"""Scoring students: GLUE metrics, dev scores, the GLUE table, the hand-crafted front and the report."""
