@@ -32,6 +32,9 @@ def stage_parser(stage: str, description: str, required: bool = True) -> argpars
         if arg.flag is not None:
             role = "input: " if isinstance(arg, In) else "output: " if isinstance(arg, Out) else ""
             parser.add_argument(f"--{arg.flag}", required=required, help=role + arg.help)
+    for mode in MANIFEST[stage].modes:
+        parser.add_argument(f"--{mode.flag}", nargs=mode.nargs, metavar="JSON" if mode.nargs else None,
+                            help=("input: " if mode.input else "") + mode.help)
     return parser
 
 
@@ -58,7 +61,7 @@ def check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                                  "e.g. `dvc repro` or `snakemake`)")
 
 
-def _stage_function(stage: str) -> Callable[[argparse.Namespace, dict], str]:
+def _stage_function(stage: str) -> Callable[[object, dict], str]:
     module, name = MANIFEST[stage].function.split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -76,7 +79,8 @@ def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | Non
     the stage's function and prints its one-line summary.
 
     The function (the manifest's ``kdnas.pipeline.<stage>:<stage>_stage``) is imported only after the checks
-    pass. Known
+    pass, and called with the stage's paths object (the manifest's ``paths_type``: its declared flags, read-only)
+    and the params. Known
     problems (bad params, data, models) print ``<stage>: error: <message>`` and exit 2 before heavy work;
     nothing already produced is touched because outputs are written atomically.
     """
@@ -95,7 +99,7 @@ def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | Non
         check_inputs(parser, args)
         if MANIFEST[stage].reads_data:
             check_data_files(args, params)
-        summary = _stage_function(stage)(args, params_audit.start(params))
+        summary = _stage_function(stage)(MANIFEST[stage].paths(args), params_audit.start(params))
         params_audit.finish(stage, getattr(args, "task", None))
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
         error_line(f"{stage}: stopped: {error}")

@@ -6,9 +6,6 @@ import sys
 from kdnas.cli import run_stage, stage_parser
 
 parser = stage_parser("distill_topk", __doc__, required=False)
-parser.add_argument("--arch", help="distil only this candidate (an architecture key) ...")
-parser.add_argument("--candidate", help="... and write its result here (JSON)")
-parser.add_argument("--gather", nargs="+", metavar="JSON", help="input: per-candidate results to rank into --ranking")
 
 
 def _check_mode(args):

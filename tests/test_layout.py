@@ -81,3 +81,10 @@ def test_the_package_root_holds_only_shared_plumbing():
     root = sorted(p.stem for p in KDNAS.glob("*.py"))
     assert root == ["__init__", "cli", "device", "errors", "io", "params", "params_audit", "params_keys", "registry",
                     "task_params", "threads"]
+
+
+def test_the_tests_mirror_the_package():
+    """A test folder is named after the subpackage it tests (tests/search/ for kdnas/search/)."""
+    tests = KDNAS.parent / "tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    assert folders and folders <= {p.name for p in KDNAS.iterdir() if (p / "__init__.py").exists()}

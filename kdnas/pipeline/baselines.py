@@ -23,25 +23,25 @@ from kdnas.pipeline.manifest import MANIFEST
 log = logging.getLogger(__name__)
 
 
-def baselines_stage(args, params: dict) -> str:
+def baselines_stage(paths, params: dict) -> str:
     """The search task's hand-crafted students (inheriting by the same importance as its searched student)."""
-    return distill_baselines(args, params, importance=inheritance_scores(params, args.proxy),
+    return distill_baselines(paths, params, importance=inheritance_scores(params, paths.proxy),
                              tracked=MANIFEST["baselines"].params)
 
 
-def distill_baselines(args, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
+def distill_baselines(paths, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
     task = task_of(params)
-    checkpoint = stage_checkpoint(f"baselines/{task.name}", params, [args.teacher, args.transfer],
+    checkpoint = stage_checkpoint(f"baselines/{task.name}", params, [paths.teacher, paths.transfer],
                                   tracked=tracked)
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)
-    teacher, tokenizer = load_model_and_tokenizer(args.teacher, attn_implementation=attn, compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(paths.teacher, attn_implementation=attn, compute=compute)
     archs = hand_crafted_archs(teacher.config, params["baselines"])
-    train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
+    train = load_encoded(paths.transfer, tokenizer, params["data"]["max_length"])
     finished = checkpoint.folder / "finished" if checkpoint else None
     summary, seconds = {}, 0.0
-    with atomic_path(args.models) as tmp:
+    with atomic_path(paths.models) as tmp:
         Path(tmp).mkdir()
         for arch in archs:
             out = Path(tmp) / arch.key
@@ -60,8 +60,8 @@ def distill_baselines(args, params: dict, importance: dict | None, tracked: tupl
                     checkpoint.mark_done(arch.key, entry)
             summary[arch.key] = entry
             seconds += entry["history"]["seconds"]
-    write_json(args.summary, {"task": task.name, "baselines": summary})
+    write_json(paths.summary, {"task": task.name, "baselines": summary})
     if checkpoint:
         checkpoint.clear()
-    return (f"wrote {args.models}: {len(archs)} hand-crafted students ({', '.join(a.key for a in archs)}), "
+    return (f"wrote {paths.models}: {len(archs)} hand-crafted students ({', '.join(a.key for a in archs)}), "
             f"{seconds:.0f}s of training on {len(train)} rows")

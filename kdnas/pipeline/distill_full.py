@@ -48,34 +48,34 @@ def pick_winner(ranking: list[dict], latency: LatencyTable, params: dict) -> dic
     return max(rescored, key=lambda r: (r["final_reward"], -r["latency_ms"], r["arch"]))
 
 
-def distill_full_stage(args, params: dict) -> str:
-    return distill_winner(args, params, importance=inheritance_scores(params, args.proxy),
+def distill_full_stage(paths, params: dict) -> str:
+    return distill_winner(paths, params, importance=inheritance_scores(params, paths.proxy),
                           tracked=MANIFEST["distill_full"].params)
 
 
-def distill_winner(args, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
-    """Picks the winner, builds it from ``args.teacher`` and distils it on ``args.transfer``.
+def distill_winner(paths, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
+    """Picks the winner, builds it from ``paths.teacher`` and distils it on ``paths.transfer``.
 
     ``importance``: the inheritance scores (:mod:`kdnas.distillation.importance`); None = weight magnitude. ``tracked``: the
     running stage's declared params (distill_full's or glue_distill's), which key its checkpoint.
     """
     task = task_of(params)
-    winner = pick_winner(read_json(args.ranking), LatencyTable.read(args.latency), params)
+    winner = pick_winner(read_json(paths.ranking), LatencyTable.read(paths.latency), params)
     arch = Arch.from_key(winner["arch"])
     checkpoint = stage_checkpoint(f"distill_full/{task.name}", params,
-                                  [args.teacher, args.transfer, args.ranking, args.latency],
+                                  [paths.teacher, paths.transfer, paths.ranking, paths.latency],
                                   tracked=tracked)
     compute = resolve_compute(params)
     seed_everything(params["seed"])
     attn = attention_implementation(params["distill_full"], task.is_regression)
-    teacher, tokenizer = load_model_and_tokenizer(args.teacher, attn_implementation=attn, compute=compute)
-    train = load_encoded(args.transfer, tokenizer, params["data"]["max_length"])
+    teacher, tokenizer = load_model_and_tokenizer(paths.teacher, attn_implementation=attn, compute=compute)
+    train = load_encoded(paths.transfer, tokenizer, params["data"]["max_length"])
     student, loss, history = distill_arch(arch, teacher, train, params, importance, checkpoint, attn)
-    with atomic_path(args.model) as tmp:
+    with atomic_path(paths.model) as tmp:
         save_model(student, tokenizer, tmp)
-    write_json(args.summary, {"winner": winner, "arch": arch.to_dict(), "params": count_parameters(student),
+    write_json(paths.summary, {"winner": winner, "arch": arch.to_dict(), "params": count_parameters(student),
                               "loss": str(loss), "train_examples": len(train), "history": history})
     if checkpoint:
         checkpoint.clear()
-    return (f"wrote {args.model}: {arch.key}, {count_parameters(student) / 1e6:.1f}M params, "
+    return (f"wrote {paths.model}: {arch.key}, {count_parameters(student) / 1e6:.1f}M params, "
             f"{history['seconds']:.0f}s on {len(train)} rows")

@@ -36,17 +36,17 @@ def find_trial(ranked: list[dict], key: str) -> dict:
 class _ProxyRun:
     """The teachers and proxy sets of every search task, loaded once for any number of candidates."""
 
-    def __init__(self, args, params: dict, checkpoint_name: str):
+    def __init__(self, paths, params: dict, checkpoint_name: str):
         self.params = params
-        paths = {"teacher": args.teacher, "proxies": args.proxies, "glue": args.glue}
-        inputs = [p for name in search_tasks(params) for p in task_paths(params, name, **paths)]
+        folders = {"teacher": paths.teacher, "proxies": paths.proxies, "glue": paths.glue}
+        inputs = [p for name in search_tasks(params) for p in task_paths(params, name, **folders)]
         # a rerun after a kill skips finished candidates (each result depends only on its own seed) and
         # resumes the one in training
-        self.checkpoint = stage_checkpoint(checkpoint_name, params, [*inputs, args.ranked],
+        self.checkpoint = stage_checkpoint(checkpoint_name, params, [*inputs, paths.ranked],
                                            tracked=MANIFEST["distill_topk"].params)
         self.compute = resolve_compute(params)
         seed_everything(params["seed"])
-        self.sets = load_proxy_sets(params, "distill_topk", compute=self.compute, **paths)
+        self.sets = load_proxy_sets(params, "distill_topk", compute=self.compute, **folders)
 
     def distill(self, trial: dict) -> dict:
         """One candidate's longer distillation, with what the search measured (no reward yet)."""
@@ -83,24 +83,24 @@ def _summary(path, ranking: list[dict]) -> str:
     return f"wrote {path}: {len(ranking)} candidates, first {ranking[0]['arch']} reward {ranking[0]['reward']:.4f}"
 
 
-def distill_topk_stage(args, params: dict) -> str:
+def distill_topk_stage(paths, params: dict) -> str:
     k = params["distill_topk"]["k"]
-    if args.gather:
-        if len(args.gather) != k:  # the fan-out must have produced exactly the top-k
-            raise KdnasError(f"distill_topk.k = {k} but {len(args.gather)} candidate results were given")
-        ranking = rank_candidates([read_json(path) for path in args.gather], params["search"]["reward"])
-        write_json(args.ranking, ranking)
-        return _summary(args.ranking, ranking)
-    ranked = read_json(args.ranked)
-    if args.arch:
-        trial = find_trial(ranked, args.arch)  # checked before loading any model
-        proxy_run = _ProxyRun(args, params, f"distill_candidate/{args.arch}")
-        write_json(args.candidate, proxy_run.distill(trial))
+    if paths.gather:
+        if len(paths.gather) != k:  # the fan-out must have produced exactly the top-k
+            raise KdnasError(f"distill_topk.k = {k} but {len(paths.gather)} candidate results were given")
+        ranking = rank_candidates([read_json(path) for path in paths.gather], params["search"]["reward"])
+        write_json(paths.ranking, ranking)
+        return _summary(paths.ranking, ranking)
+    ranked = read_json(paths.ranked)
+    if paths.arch:
+        trial = find_trial(ranked, paths.arch)  # checked before loading any model
+        proxy_run = _ProxyRun(paths, params, f"distill_candidate/{paths.arch}")
+        write_json(paths.candidate, proxy_run.distill(trial))
         proxy_run.clear_checkpoint()
-        return f"wrote {args.candidate}: {args.arch}"
+        return f"wrote {paths.candidate}: {paths.arch}"
     chosen = select_topk(ranked, k)
-    proxy_run = _ProxyRun(args, params, "distill_topk")
+    proxy_run = _ProxyRun(paths, params, "distill_topk")
     ranking = rank_candidates([proxy_run.distill(trial) for trial in chosen], params["search"]["reward"])
-    write_json(args.ranking, ranking)
+    write_json(paths.ranking, ranking)
     proxy_run.clear_checkpoint()
-    return _summary(args.ranking, ranking)
+    return _summary(paths.ranking, ranking)

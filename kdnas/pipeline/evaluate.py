@@ -13,12 +13,12 @@ from kdnas.io import atomic_path, read_json, write_json
 from kdnas.latency.table import LatencyTable
 
 
-def evaluate_stage(args, params: dict) -> str:
+def evaluate_stage(paths, params: dict) -> str:
     task = task_of(params)
-    baselines = saved_baselines(args.baselines)
-    scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student, **baselines})
-    summary = read_json(args.summary)
-    latency = LatencyTable.read(args.latency)
+    baselines = saved_baselines(paths.baselines)
+    scores, preds, dev = score_models(params, task, {"teacher": paths.teacher, "student": paths.student, **baselines})
+    summary = read_json(paths.summary)
+    latency = LatencyTable.read(paths.latency)
     arch = summary["winner"]["arch"]
     hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), latency, arch, list(baselines),
                                    params["seed"])
@@ -30,13 +30,13 @@ def evaluate_stage(args, params: dict) -> str:
                "param_ratio": scores["teacher"]["params"] / scores["student"]["params"], "speedup": speedups,
                "dev_examples": len(dev), "baselines": {name: scores[name] for name in baselines},
                "hand_crafted": hand_crafted}
-    write_json(args.metrics, metrics)
-    with atomic_path(args.predictions) as tmp:
+    write_json(paths.metrics, metrics)
+    with atomic_path(paths.predictions) as tmp:
         pd.DataFrame({"label": dev["label"], **preds}).to_csv(tmp, index=False)
     rows = [{"model": name, "metric": m, "value": v} for name in ("teacher", "student")
             for m, v in scores[name].items() if m != "params"]
-    with atomic_path(args.comparison) as tmp:
+    with atomic_path(paths.comparison) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    return (f"wrote {args.metrics}: student {arch} {main} {scores['student'][main]:.4f} vs teacher "
+    return (f"wrote {paths.metrics}: student {arch} {main} {scores['student'][main]:.4f} vs teacher "
             f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%), speed-up {speedups}"
             f"{margin_line(hand_crafted['margins'])}")

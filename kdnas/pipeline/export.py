@@ -24,13 +24,13 @@ SCORING_BATCH = 64  # rows per ONNX Runtime call when scoring int8 against fp32 
                     # evaluate.batch_size, which export does not track)
 
 
-def _sources(args, params: dict) -> dict:
+def _sources(paths, params: dict) -> dict:
     """task -> (student folder, student summary, evaluate metrics, teacher metrics), the search task first."""
-    out = {params["task"]: (Path(args.student), Path(args.summary), Path(args.search_metrics), Path(args.teacher_metrics))}
+    out = {params["task"]: (Path(paths.student), Path(paths.summary), Path(paths.search_metrics), Path(paths.teacher_metrics))}
     for task in glue_tasks(params):
-        out[task] = (Path(args.glue_results) / task / "student" / "model",
-                     Path(args.glue_results) / task / "student" / "summary.json",
-                     Path(args.glue_metrics) / task / "evaluate.json", Path(args.glue_metrics) / task / "teacher.json")
+        out[task] = (Path(paths.glue_results) / task / "student" / "model",
+                     Path(paths.glue_results) / task / "student" / "summary.json",
+                     Path(paths.glue_metrics) / task / "evaluate.json", Path(paths.glue_metrics) / task / "teacher.json")
     return out
 
 
@@ -122,19 +122,19 @@ def _int8_summary(int8: Int8Result | None) -> dict | None:
             "bytes": int8.path.stat().st_size, "fp32_bytes": (int8.path.parent / "model.onnx").stat().st_size}
 
 
-def export_stage(args, params: dict) -> str:
+def export_stage(paths, params: dict) -> str:
     from kdnas.deploy.ort_session import require_onnxruntime
 
     require_onnxruntime("export (ONNX with a parity check, and the int8 model)")  # before any work
-    latency = LatencyTable.read(args.latency)
+    latency = LatencyTable.read(paths.latency)
     done = {}
-    with atomic_path(args.out) as tmp:
+    with atomic_path(paths.out) as tmp:
         tmp.mkdir()
-        for task, sources in _sources(args, params).items():
+        for task, sources in _sources(paths, params).items():
             done[task] = export_one(task, sources, params, latency, Path(tmp) / task)
-    write_json(args.metrics, done)
+    write_json(paths.metrics, done)
     worst = max(d["onnx_max_abs_diff"] for d in done.values())
     int8 = ", ".join(f"{task} {d['int8']['method']} {-d['int8']['drop_points']:+.2f} points" for task, d in done.items()
                      if d["int8"])  # the change int8 makes to the main metric
-    return (f"wrote {args.out}/{{{','.join(done)}}} (HF + model card + ONNX, max |ONNX - PyTorch| {worst:.1e}"
+    return (f"wrote {paths.out}/{{{','.join(done)}}} (HF + model card + ONNX, max |ONNX - PyTorch| {worst:.1e}"
             + (f"; int8 ONNX: {int8}" if int8 else "") + ")")

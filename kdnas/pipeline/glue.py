@@ -23,30 +23,30 @@ def gather_results(params: dict, search_metrics: str, glue_dir: str) -> dict:
     return results
 
 
-def glue_stage(args, params: dict) -> str:
-    results = gather_results(params, args.search_metrics, args.glue_metrics)
+def glue_stage(paths, params: dict) -> str:
+    results = gather_results(params, paths.search_metrics, paths.glue_metrics)
     tasks = {name: task_of(run) for name, run in task_runs(params).items()}
     table = glue_table({task: {"teacher": r["teacher"], "student": r["student"]} for task, r in results.items()}, tasks)
-    arch = read_json(args.summary)["winner"]["arch"]
-    latency = LatencyTable.read(args.latency)
+    arch = read_json(paths.summary)["winner"]["arch"]
+    latency = LatencyTable.read(paths.latency)
     speedup = latency.speedups(arch)
     search = results[params["task"]]
     hand_crafted = {"tasks": {task: (r.get("hand_crafted") or {}).get("margins", {}) for task, r in results.items()},
                     "glue": glue_comparison(results, tasks, latency, arch)}
-    write_json(args.metrics, {"arch": arch, "search_task": params["task"], **table, "speedup": speedup,
+    write_json(paths.metrics, {"arch": arch, "search_task": params["task"], **table, "speedup": speedup,
                               "teacher_params": search["teacher"]["params"], "student_params": search["student"]["params"],
                               "hand_crafted": hand_crafted})
     rows = [{"task": task, "model": model, "score": row[model]} for task, row in table["tasks"].items()
             for model in ("teacher", "student")]
-    with atomic_path(args.plot) as tmp:
+    with atomic_path(paths.plot) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    trials = pd.read_csv(args.trials)
-    with atomic_path(args.report) as tmp:
+    trials = pd.read_csv(paths.trials)
+    with atomic_path(paths.report) as tmp:
         tmp.mkdir()
         pareto_plot(trials, arch, Path(tmp) / "pareto.png", search["main_metric"])
         glue_plot(table, Path(tmp) / "glue.png")
         write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials, params, tasks,
                                                                    hand_crafted))
-    return (f"wrote {args.metrics} and {args.report}: GLUE score student {100 * table['student']:.1f} vs teachers "
+    return (f"wrote {paths.metrics} and {paths.report}: GLUE score student {100 * table['student']:.1f} vs teachers "
             f"{100 * table['teacher']:.1f} ({table['percent_of_teacher']:.1f}%) on {', '.join(table['tasks'])}"
             f"{margin_line(hand_crafted['glue']['margins'])}")

@@ -7,7 +7,7 @@ from kdnas.pipeline.manifest import MANIFEST
 from kdnas.task_params import task_params
 
 
-def glue_baselines_stage(args, params: dict) -> str:
+def glue_baselines_stage(paths, params: dict) -> str:
     """Inheriting by magnitude, as the task's searched student does (see glue_distill)."""
-    return f"{args.task}: " + distill_baselines(args, task_params(params, args.task), importance=None,
+    return f"{paths.task}: " + distill_baselines(paths, task_params(params, paths.task), importance=None,
                                                    tracked=MANIFEST["glue_baselines"].params)

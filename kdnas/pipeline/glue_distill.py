@@ -12,13 +12,13 @@ from kdnas.pipeline.manifest import MANIFEST
 from kdnas.task_params import task_params
 
 
-def glue_distill_stage(args, params: dict) -> str:
-    searched = read_json(args.searched)["winner"]["arch"]
+def glue_distill_stage(paths, params: dict) -> str:
+    searched = read_json(paths.searched)["winner"]["arch"]
     # gradient importance is measured on the search task's teacher; another task's teacher inherits by magnitude
-    out = distill_winner(args, task_params(params, args.task), importance=None,
+    out = distill_winner(paths, task_params(params, paths.task), importance=None,
                          tracked=MANIFEST["glue_distill"].params)
-    picked = read_json(args.summary)["winner"]["arch"]
+    picked = read_json(paths.summary)["winner"]["arch"]
     if picked != searched:  # cannot happen with equal inputs; guards a ranking/latency edited by hand
-        raise KdnasError(f"{args.task}: picked {picked} but the search task's student is {searched}; "
+        raise KdnasError(f"{paths.task}: picked {picked} but the search task's student is {searched}; "
                          "rerun distill_full")
-    return f"{args.task}: " + out
+    return f"{paths.task}: " + out

@@ -18,23 +18,23 @@ from kdnas.latency.table import LatencyTable
 from kdnas.task_params import task_params
 
 
-def glue_evaluate_stage(args, params: dict) -> str:
-    params = task_params(params, args.task)
+def glue_evaluate_stage(paths, params: dict) -> str:
+    params = task_params(params, paths.task)
     task = task_of(params)
-    baselines = saved_baselines(args.baselines)
-    scores, preds, dev = score_models(params, task, {"teacher": args.teacher, "student": args.student, **baselines})
-    arch = read_json(args.summary)["winner"]["arch"]
-    hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), LatencyTable.read(args.latency), arch,
+    baselines = saved_baselines(paths.baselines)
+    scores, preds, dev = score_models(params, task, {"teacher": paths.teacher, "student": paths.student, **baselines})
+    arch = read_json(paths.summary)["winner"]["arch"]
+    hand_crafted = task_comparison(task, scores, preds, dev["label"].to_numpy(), LatencyTable.read(paths.latency), arch,
                                    list(baselines), params["seed"])
     main = task.main_metric
     metrics = {"task": task.name, "main_metric": main, "teacher": scores["teacher"], "student": scores["student"],
                "percent_of_teacher": percent_of_teacher(scores["student"][main], scores["teacher"][main]),
                "dev_examples": len(dev), "baselines": {name: scores[name] for name in baselines},
                "hand_crafted": hand_crafted}
-    write_json(args.metrics, metrics)
-    with atomic_path(args.predictions) as tmp:
+    write_json(paths.metrics, metrics)
+    with atomic_path(paths.predictions) as tmp:
         pd.DataFrame({"label": dev["label"], **preds}).to_csv(tmp, index=False)
-    return (f"{task.name}: wrote {args.metrics}: student {main} {scores['student'][main]:.4f} vs teacher "
+    return (f"{task.name}: wrote {paths.metrics}: student {main} {scores['student'][main]:.4f} vs teacher "
             f"{scores['teacher'][main]:.4f} ({metrics['percent_of_teacher']:.1f}%) on {len(dev)} dev rows"
             f"{margin_line(hand_crafted['margins'])}")
 

@@ -5,5 +5,5 @@ from kdnas.pipeline.proxy import proxy_stage
 from kdnas.task_params import task_params
 
 
-def glue_proxy_stage(args, params: dict) -> str:
-    return f"{args.task}: " + proxy_stage(args, task_params(params, args.task))
+def glue_proxy_stage(paths, params: dict) -> str:
+    return f"{paths.task}: " + proxy_stage(paths, task_params(params, paths.task))

@@ -5,5 +5,5 @@ from kdnas.pipeline.teacher import teacher_stage
 from kdnas.task_params import task_params
 
 
-def glue_teacher_stage(args, params: dict) -> str:
-    return f"{args.task}: " + teacher_stage(args, task_params(params, args.task))
+def glue_teacher_stage(paths, params: dict) -> str:
+    return f"{paths.task}: " + teacher_stage(paths, task_params(params, paths.task))

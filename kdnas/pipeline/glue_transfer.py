@@ -5,5 +5,5 @@ from kdnas.pipeline.transfer import transfer_stage
 from kdnas.task_params import task_params
 
 
-def glue_transfer_stage(args, params: dict) -> str:
-    return f"{args.task}: " + transfer_stage(args, task_params(params, args.task))
+def glue_transfer_stage(paths, params: dict) -> str:
+    return f"{paths.task}: " + transfer_stage(paths, task_params(params, paths.task))

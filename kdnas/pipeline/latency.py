@@ -38,7 +38,7 @@ def latency_table(teacher, archs: list[Arch], cfg: dict, init: str, fusion: str 
     return table
 
 
-def latency_stage(args, params: dict) -> str:
+def latency_stage(paths, params: dict) -> str:
     cfg = params["latency"]
     check_device(cfg.get("device", "cpu"))  # before loading anything
     ort_backends = [backend for backend in cfg.get("backends", []) if backend != "eager"]
@@ -46,8 +46,8 @@ def latency_stage(args, params: dict) -> str:
         from kdnas.deploy.ort_session import require_onnxruntime
 
         require_onnxruntime(f"latency backend {ort_backends[0]!r}")
-    ranking = read_json(args.ranking)
-    teacher, _ = load_model_and_tokenizer(args.teacher)
+    ranking = read_json(paths.ranking)
+    teacher, _ = load_model_and_tokenizer(paths.teacher)
     candidates = [Arch.from_key(r["arch"]) for r in ranking]
     # the hand-crafted students are timed in the same interleaved run, so margins compare like with like
     baselines = [arch for arch in hand_crafted_archs(teacher.config, params["baselines"]) if arch not in candidates]
@@ -55,11 +55,11 @@ def latency_stage(args, params: dict) -> str:
     hardware = hardware_identity(cfg["threads"])
     for key, value in hardware.items():
         table[f"hw_{key}"] = value
-    with atomic_path(args.table) as tmp:
+    with atomic_path(paths.table) as tmp:
         table.to_csv(tmp, index=False)
     speedups = {f"{row.model}@{row.backend}_bs{row.batch_size}": round(row.speedup, 3) for row in table.itertuples()
                 if row.model != "teacher"}
     teacher_ms = {f"{row.backend}_bs{row.batch_size}": round(row.median_ms, 2) for row in table.itertuples()
                   if row.model == "teacher"}
-    write_json(args.metrics, {"teacher_ms": teacher_ms, "speedup": speedups, "hardware": hardware})
-    return f"wrote {args.table} and {args.metrics}: teacher + {len(ranking)} candidates + {len(baselines)} hand-crafted students at batch sizes {cfg['batch_sizes']}"
+    write_json(paths.metrics, {"teacher_ms": teacher_ms, "speedup": speedups, "hardware": hardware})
+    return f"wrote {paths.table} and {paths.metrics}: teacher + {len(ranking)} candidates + {len(baselines)} hand-crafted students at batch sizes {cfg['batch_sizes']}"

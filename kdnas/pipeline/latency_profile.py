@@ -68,14 +68,14 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
     return predictor, metrics, [{"arch": r["arch"].key, "latency_ms": r["latency_ms"]} for r in rows]
 
 
-def latency_profile_stage(args, params: dict) -> str:
-    teacher, _ = load_model_and_tokenizer(args.teacher)
+def latency_profile_stage(paths, params: dict) -> str:
+    teacher, _ = load_model_and_tokenizer(paths.teacher)
     predictor, metrics, rows = profile_space(teacher, params)
     on_backend = {} if predictor.backend == "eager" else {  # absent: eager, as in predictors written before backends
         "backend": predictor.backend, "teacher_backend_ms": predictor.teacher_backend_ms}
-    write_json(args.predictor, {**predictor.to_dict(), "teacher_latency_ms": predictor.teacher_latency_ms,
+    write_json(paths.predictor, {**predictor.to_dict(), "teacher_latency_ms": predictor.teacher_latency_ms,
                                 **on_backend, "measurements": rows})
-    write_json(args.metrics, {**metrics, "samples": len(rows), "hardware": predictor.hardware})
-    return (f"wrote {args.predictor}: {len(rows)} architectures timed on {predictor.backend}; "
+    write_json(paths.metrics, {**metrics, "samples": len(rows), "hardware": predictor.hardware})
+    return (f"wrote {paths.predictor}: {len(rows)} architectures timed on {predictor.backend}; "
             f"held-out Spearman {metrics['spearman']:.3f}, "
             f"MAPE {metrics['mape_percent']:.1f}%")

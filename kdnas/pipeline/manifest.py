@@ -13,7 +13,7 @@ the ``{task}`` wildcard). To add a stage: declare it here, write ``stages/<name>
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 
 TEACHER = "results/teacher/model"
 TRANSFER = "results/transfer/logits.parquet"
@@ -61,6 +61,24 @@ class Plot(Out):
 
 
 @dataclass(frozen=True)
+class Mode:
+    """A flag outside DVC's command, for another way to run the stage: distill_topk's per-candidate jobs and
+    their gather, which the Snakemake rules run. ``input``: its values are paths that must exist."""
+    flag: str
+    help: str
+    nargs: str | None = None
+    input: bool = False
+
+
+def attribute(flag: str) -> str:
+    """A flag's name on the stage's paths object (``latency-predictor``: ``latency_predictor``)."""
+    return flag.replace("-", "_")
+
+
+_PATHS_TYPES: dict[str, type] = {}
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     args: tuple[Arg, ...]
@@ -69,6 +87,28 @@ class Stage:
     per_task: bool = False    # one run per task of glue.tasks; tracks its own glue.tasks.<task> entry too
     note: str = ""            # a comment above the stage in dvc.yaml
     param_notes: dict = field(default_factory=dict)  # a comment beside a params key (or "" for the block)
+    modes: tuple[Mode, ...] = ()  # flags for other ways to run it, outside DVC's command
+
+    @property
+    def flags(self) -> list[str]:
+        """Every flag of the stage's command line, in order (the manifest's args, then its modes' flags)."""
+        return [a.flag for a in self.args if a.flag is not None] + [m.flag for m in self.modes]
+
+    @property
+    def paths_type(self) -> type:
+        """What the stage's function gets: a frozen dataclass with one field per flag (None when not given), so
+        it reads only what the stage declares (``TeacherPaths(model=..., metrics=...)``)."""
+        if self.name not in _PATHS_TYPES:
+            name = "".join(part.title() for part in self.name.split("_")) + "Paths"
+            fields = [(attribute(flag), "str | list[str] | None", field(default=None)) for flag in self.flags]
+            paths_type = make_dataclass(name, fields, frozen=True)
+            paths_type.__module__ = __name__
+            _PATHS_TYPES[self.name] = paths_type
+        return _PATHS_TYPES[self.name]
+
+    def paths(self, values) -> object:
+        """The stage's paths object from parsed arguments (an argparse Namespace): its declared flags only."""
+        return self.paths_type(**{attribute(flag): getattr(values, attribute(flag), None) for flag in self.flags})
 
     @property
     def function(self) -> str:
@@ -168,7 +208,11 @@ STAGES: tuple[Stage, ...] = (
                 In("ranked", RANKED, "the search's trials ranked by reward (JSON)"),
                 Out("ranking", RANKING, "ranked candidates (JSON)")),
           params=("compute", "seed", "task", "custom_tasks", "data.max_length", "space.init", "space.importance",
-                  "search.tasks", "search.reward", "distill_topk", "glue.tasks")),
+                  "search.tasks", "search.reward", "distill_topk", "glue.tasks"),
+          # under Snakemake: one job per candidate, then one that ranks their results
+          modes=(Mode("arch", "distil only this candidate (an architecture key) ..."),
+                 Mode("candidate", "... and write its result here (JSON)"),
+                 Mode("gather", "per-candidate results to rank into --ranking", nargs="+", input=True))),
     Stage("latency",
           args=(In("teacher", TEACHER, "fine-tuned teacher (HF folder)"),
                 In("ranking", RANKING, "ranked candidates (JSON)"),

@@ -41,7 +41,7 @@ def needed_states(params: dict, teacher_config, regression: bool) -> tuple[bool,
     return hidden, attentions
 
 
-def proxy_stage(args, params: dict) -> str:
+def proxy_stage(paths, params: dict) -> str:
     task = task_of(params)
     check_task_data(params, splits=("train",))
     seed_everything(params["seed"])
@@ -50,10 +50,10 @@ def proxy_stage(args, params: dict) -> str:
     # a different seed stream than the teacher's subset, so proxy-dev is not just the teacher's first rows
     train, dev = split_proxy(frame, cfg["train_size"], cfg["dev_size"], params["seed"] + 7919, task.is_regression)
     compute = resolve_compute(params)
-    teacher, tokenizer = load_model_and_tokenizer(args.teacher, compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(paths.teacher, compute=compute)
     hidden, attentions = needed_states(params, teacher.config, task.is_regression)
     if attentions:  # sdpa attention returns no attention maps
-        teacher, tokenizer = load_model_and_tokenizer(args.teacher, attn_implementation="eager", compute=compute)
+        teacher, tokenizer = load_model_and_tokenizer(paths.teacher, attn_implementation="eager", compute=compute)
     max_len = params["data"]["max_length"]
     encoded = {"train": encode(tokenizer, train, max_len), "dev": encode(tokenizer, dev, max_len)}
     # the cache's size is known from the token counts, before the teacher runs
@@ -68,7 +68,7 @@ def proxy_stage(args, params: dict) -> str:
         log.warning("proxy: teacher states need %.0f MB > proxy.state_cache_mb %s: search and distill_topk will run "
                     "the teacher in the loop", need_mb, budget_mb)
     importance = params["space"]["importance"]
-    with atomic_path(args.out) as tmp:
+    with atomic_path(paths.out) as tmp:
         tmp.mkdir()
         for name, part in (("train", train), ("dev", dev)):
             write_logit_table(Path(tmp) / f"{name}.parquet", part, predict(teacher, encoded[name], compute=compute))
@@ -83,8 +83,8 @@ def proxy_stage(args, params: dict) -> str:
         write_json(Path(tmp) / "states.json", {
             "teacher_signal": signal, "hidden_states": hidden, "attentions": attentions,
             "state_cache_mb_needed": round(need_mb, 1), "importance": importance,
-            TEACHER_FINGERPRINT: teacher_fingerprint(args.teacher)})
+            TEACHER_FINGERPRINT: teacher_fingerprint(paths.teacher)})
     extra = f"; teacher signal for training: {signal} ({need_mb:.0f} MB of states needed, budget {budget_mb} MB)" \
         if hidden else ""
-    return (f"wrote {args.out}: proxy-train {len(train)} rows, proxy-dev {len(dev)} rows with teacher logits"
+    return (f"wrote {paths.out}: proxy-train {len(train)} rows, proxy-dev {len(dev)} rows with teacher logits"
             f"{extra}; importance {importance}")

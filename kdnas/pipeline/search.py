@@ -34,38 +34,38 @@ def search_tables(trials: list[dict], teacher_ms: float) -> tuple[pd.DataFrame, 
     return table, front, curve
 
 
-def search_stage(args, params: dict) -> str:
+def search_stage(paths, params: dict) -> str:
     task = task_of(params)
     seed_everything(params["seed"])
     compute = resolve_compute(params)
     predictor = None
     if params["search"]["latency"]["mode"] == "predicted":
-        predictor = read_json(args.latency_predictor)
+        predictor = read_json(paths.latency_predictor)
         check_same_hardware(predictor, params["latency"]["threads"])
         check_same_backend(predictor, params["search"]["latency"]["backend"])
-    paths = {"teacher": args.teacher, "proxies": args.proxies, "glue": args.glue}
+    folders = {"teacher": paths.teacher, "proxies": paths.proxies, "glue": paths.glue}
     if params["search"].get("workers", 1) > 1:
         # each worker loads every task's teacher and proxy sets; here only the search task's teacher is needed
-        evaluator = ParallelEvaluator(params, paths)
-        teacher, _ = load_model_and_tokenizer(args.teacher, compute=compute)
+        evaluator = ParallelEvaluator(params, folders)
+        teacher, _ = load_model_and_tokenizer(paths.teacher, compute=compute)
     else:
-        sets = load_proxy_sets(params, "search", compute=compute, **paths)
+        sets = load_proxy_sets(params, "search", compute=compute, **folders)
         evaluator = SerialEvaluator(params, sets, compute)
         teacher = sets[0].teacher  # the search task's: the latency reference and the students' shape
     resume_key = search_fingerprint(params, MANIFEST["search"].params,
-                                    [Path(args.proxies) / name for name in search_tasks(params)])
+                                    [Path(paths.proxies) / name for name in search_tasks(params)])
     try:
-        trials, state = run_search(params, teacher, task, Path(args.trials), evaluator, predictor,
+        trials, state = run_search(params, teacher, task, Path(paths.trials), evaluator, predictor,
                                    resume_key=resume_key)
     finally:
         evaluator.close()
     ranked = top_k(trials, len(trials))  # the full ranking: distill_topk takes its k from it
     table, front, curve = search_tables(trials, state["teacher_latency_ms"])
-    for frame, path in ((table, args.trials_csv), (front, args.pareto), (curve, args.hypervolume)):
+    for frame, path in ((table, paths.trials_csv), (front, paths.pareto), (curve, paths.hypervolume)):
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
-    write_json(args.ranked, ranked)
-    write_json(args.metrics, {
+    write_json(paths.ranked, ranked)
+    write_json(paths.metrics, {
         "strategy": params["search"]["strategy"], "trials": len(trials), "best_reward": ranked[0]["reward"],
         "best_arch": ranked[0]["arch"], "hypervolume": float(curve["hypervolume"].iloc[-1]),
         "pareto_size": int(table["pareto"].sum()), "teacher_latency_ms": state["teacher_latency_ms"],
@@ -75,5 +75,5 @@ def search_stage(args, params: dict) -> str:
     tasks = search_tasks(params)
     scored = (f"mean score relative to the teachers over {', '.join(tasks)}" if len(tasks) > 1
               else task.main_metric)
-    return (f"wrote {args.trials} ({len(trials)} trials) and {args.ranked}: best {ranked[0]['arch']} "
+    return (f"wrote {paths.trials} ({len(trials)} trials) and {paths.ranked}: best {ranked[0]['arch']} "
             f"reward {ranked[0]['reward']:.4f} ({scored} {ranked[0]['score']:.4f}, {ranked[0]['speedup']:.2f}x)")

@@ -21,11 +21,11 @@ from kdnas.models.loading import (
 from kdnas.pipeline.manifest import MANIFEST
 
 
-def teacher_stage(args, params: dict) -> str:
+def teacher_stage(paths, params: dict) -> str:
     task = task_of(params)
     cfg = params["teacher"]
     if not cfg.get("finetune", True):
-        return teacher_as_given(args, params)
+        return teacher_as_given(paths, params)
     check_task_data(params)
     resolve_backbone(cfg["backbone"])  # bad path: one-line error before loading any data
     checkpoint = stage_checkpoint(f"teacher/{task.name}", params, task_data_files(params, ("train",)),
@@ -44,18 +44,18 @@ def teacher_stage(args, params: dict) -> str:
                           warmup_ratio=cfg.get("warmup_ratio", 0.0), desc="teacher", checkpoint=checkpoint,
                           compute=compute)
     metrics = glue_metrics(task, dev_enc.labels, predict(model, dev_enc, desc="teacher dev", compute=compute))
-    with atomic_path(args.model) as tmp:
+    with atomic_path(paths.model) as tmp:
         save_model(model, tokenizer, tmp)
-    write_json(args.metrics, {"task": task.name, **metrics, "params": count_parameters(model),
+    write_json(paths.metrics, {"task": task.name, **metrics, "params": count_parameters(model),
                               "train_examples": len(train), "dev_examples": len(dev)})
     if checkpoint:
         checkpoint.clear()  # outputs written: nothing left to resume
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-    return (f"wrote {args.model} and {args.metrics}: dev {shown} on {len(dev)} rows after {len(train)} training rows "
+    return (f"wrote {paths.model} and {paths.metrics}: dev {shown} on {len(dev)} rows after {len(train)} training rows "
             f"in {history['seconds']:.0f}s")
 
 
-def teacher_as_given(args, params: dict) -> str:
+def teacher_as_given(paths, params: dict) -> str:
     """Scores an already fine-tuned backbone on dev and saves it (its head in the task's class order); no training."""
     task = task_of(params)
     cfg = params["teacher"]
@@ -67,10 +67,10 @@ def teacher_as_given(args, params: dict) -> str:
     dev_enc = encode(tokenizer, dev, params["data"]["max_length"])
     metrics = glue_metrics(task, dev_enc.labels, predict(compute.place(model), dev_enc, desc="teacher dev",
                                                          compute=compute))
-    with atomic_path(args.model) as tmp:
+    with atomic_path(paths.model) as tmp:
         save_model(model, tokenizer, tmp)
-    write_json(args.metrics, {"task": task.name, **metrics, "params": count_parameters(model), "train_examples": 0,
+    write_json(paths.metrics, {"task": task.name, **metrics, "params": count_parameters(model), "train_examples": 0,
                               "dev_examples": len(dev), "used_as_given": True, "classes": order.how})
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-    return (f"wrote {args.model} and {args.metrics}: {cfg['backbone']} used as given (classes {order.how}); "
+    return (f"wrote {paths.model} and {paths.metrics}: {cfg['backbone']} used as given (classes {order.how}); "
             f"dev {shown} on {len(dev)} rows")

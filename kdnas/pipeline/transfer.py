@@ -37,14 +37,14 @@ def transfer_set(params: dict) -> pd.DataFrame:
     return pd.concat([taught, extra]).reset_index(drop=True)
 
 
-def transfer_stage(args, params: dict) -> str:
+def transfer_stage(paths, params: dict) -> str:
     check_task_data(params, splits=("train",))
     seed_everything(params["seed"])
     frame = transfer_set(params)
     compute = resolve_compute(params)
-    teacher, tokenizer = load_model_and_tokenizer(args.teacher, compute=compute)
+    teacher, tokenizer = load_model_and_tokenizer(paths.teacher, compute=compute)
     logits = predict(teacher, encode(tokenizer, frame, params["data"]["max_length"]), desc="teacher logits",
                      compute=compute)
-    write_logit_table(args.out, frame, logits)
+    write_logit_table(paths.out, frame, logits)
     taught = min(len(frame), params["data"]["train_size"] or len(frame))
-    return f"wrote {args.out}: {len(frame)} rows with teacher logits ({taught} of them the teacher's training rows)"
+    return f"wrote {paths.out}: {len(frame)} rows with teacher logits ({taught} of them the teacher's training rows)"

@@ -2,6 +2,8 @@
 takes exactly its flags, and the code deps it derives follow the imports."""
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import importlib
 import json
 import runpy
@@ -113,3 +115,18 @@ def test_the_audit_sees_an_undeclared_read():
     assert deepest(_READS) == ["latency.seq_len", "space"]
     assert undeclared_reads("latency_profile", None, deepest(_READS)) == ["space"]  # declares space.* keys only
     assert undeclared_reads("search", None, deepest(_READS)) == []
+
+
+def test_a_stage_function_gets_only_the_paths_its_stage_declares():
+    """run_stage hands the function the manifest's paths object, not argparse's Namespace: the declared flags,
+    read-only; the CLI's own options (--params, --log) and anything undeclared are not on it."""
+    parsed = argparse.Namespace(model="m", metrics="x.json", log="teacher.log", params="params.yaml")
+    paths = MANIFEST["teacher"].paths(parsed)
+    assert (paths.model, paths.metrics) == ("m", "x.json")
+    with pytest.raises(AttributeError):
+        paths.log  # noqa: B018
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        paths.model = "other"
+    # a stage's other ways to run (distill_topk's Snakemake fan-out) are declared too, and parsed by its CLI
+    assert MANIFEST["distill_topk"].paths_type(gather=["a.json"]).gather == ["a.json"]
+    assert "--gather" in runpy.run_path(str(REPO / "stages" / "distill_topk.py"))["parser"].format_help()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,7 +26,10 @@ from kdnas.distillation.students import build_student, inherited_layers
 from kdnas.distillation.training import predict, train_model
 from kdnas.models.arch import Arch
 from kdnas.models.loading import load_pretrained_for_task, save_model
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.pipeline.proxy import proxy_stage
+
+PROXY_PATHS = MANIFEST["proxy"].paths_type
 
 HIDDEN_AND_ATTENTION = [{"name": "logit_kd", "weight": 1.0}, {"name": "hidden", "weight": 1.0},
                         {"name": "attention", "weight": 1.0}]
@@ -104,7 +106,7 @@ def test_proxy_stage_caches_states_within_the_budget_and_falls_back_beyond(teach
     teacher, tokenizer, _ = teacher_data
     save_model(teacher, tokenizer, tmp_path / "teacher")
     fits = tmp_path / "fits"
-    message = proxy_stage(SimpleNamespace(teacher=tmp_path / "teacher", out=fits), _proxy_params(state_cache_mb=1024, importance="gradient"))
+    message = proxy_stage(PROXY_PATHS(teacher=tmp_path / "teacher", out=fits), _proxy_params(state_cache_mb=1024, importance="gradient"))
     meta = json.loads((fits / "states.json").read_text())
     assert meta["teacher_signal"] == "cached states" and "cached states" in message
     assert (meta["hidden_states"], meta["attentions"]) == (True, False)
@@ -120,7 +122,7 @@ def test_proxy_stage_caches_states_within_the_budget_and_falls_back_beyond(teach
     # a budget just under the need: no states, the teacher in the loop, one log line saying so
     over = tmp_path / "over"
     with caplog.at_level(logging.WARNING, logger="kdnas.pipeline.proxy"):
-        proxy_stage(SimpleNamespace(teacher=tmp_path / "teacher", out=over), _proxy_params(state_cache_mb=needed * 0.95))
+        proxy_stage(PROXY_PATHS(teacher=tmp_path / "teacher", out=over), _proxy_params(state_cache_mb=needed * 0.95))
     assert json.loads((over / "states.json").read_text())["teacher_signal"] == "teacher in the loop"
     assert not states_path(over / "train.parquet").exists()
     assert [r.message for r in caplog.records if "teacher in the loop" in r.message]
