@@ -53,14 +53,19 @@ def distill_full_stage(paths, params: dict) -> str:
                           tracked=MANIFEST["distill_full"].params)
 
 
-def distill_winner(paths, params: dict, importance: dict | None, tracked: tuple[str, ...]) -> str:
+def distill_winner(paths, params: dict, importance: dict | None, tracked: tuple[str, ...],
+                   expected: str | None = None) -> str:
     """Picks the winner, builds it from ``paths.teacher`` and distils it on ``paths.transfer``.
 
     ``importance``: the inheritance scores (:mod:`kdnas.distillation.importance`); None = weight magnitude. ``tracked``: the
     running stage's declared params (distill_full's or glue_distill's), which key its checkpoint.
+    ``expected``: the architecture the winner must be (the GLUE fan-out's: the search task's student), checked
+    before any work.
     """
     task = task_of(params)
     winner = pick_winner(read_json(paths.ranking), LatencyTable.read(paths.latency), params)
+    if expected is not None and winner["arch"] != expected:  # equal inputs cannot differ: a hand-edited ranking
+        raise KdnasError(f"picked {winner['arch']} but the search task's student is {expected}; rerun distill_full")
     arch = Arch.from_key(winner["arch"])
     checkpoint = stage_checkpoint(f"distill_full/{task.name}", params,
                                   [paths.teacher, paths.transfer, paths.ranking, paths.latency],

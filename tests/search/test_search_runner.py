@@ -351,3 +351,26 @@ def test_the_resume_fingerprint_covers_the_proxy_rows(tmp_path):
     (proxy / "train.parquet").write_bytes(b"rows")
     (proxy / "states.json").write_text('{"teacher_fingerprint": "b"}')
     assert _resume_key(params, [proxy]) != base
+
+def test_a_fanned_out_task_whose_pick_differs_from_the_search_tasks_student_fails_before_any_work(tmp_path):
+    """glue_distill re-picks the winner from the same ranking and latency table; should it differ from the
+    search task's student (a ranking edited by hand), one line names both before a teacher is loaded."""
+    import pandas as pd
+
+    from kdnas.pipeline.glue_distill import glue_distill_stage
+
+    params = tiny_params()
+    params["search"]["latency"].update(batch_size=32, mode="predicted")
+    (tmp_path / "ranking.json").write_text(json.dumps([{"arch": "L1-H384-A12-F384", "score": 0.84}]))
+    pd.DataFrame([{"model": "teacher", "batch_size": 32, "median_ms": 100.0, "speedup": 1.0},
+                  {"model": "L1-H384-A12-F384", "batch_size": 32, "median_ms": 20.0, "speedup": 5.0}]
+                 ).to_csv(tmp_path / "latency.csv", index=False)
+    (tmp_path / "searched.json").write_text(json.dumps({"winner": {"arch": "L2-H384-A12-F768"}}))
+    paths = MANIFEST["glue_distill"].paths_type(
+        task="stsb", teacher=str(tmp_path / "missing-teacher"), transfer=str(tmp_path / "missing.parquet"),
+        ranking=str(tmp_path / "ranking.json"), latency=str(tmp_path / "latency.csv"),
+        searched=str(tmp_path / "searched.json"), model=str(tmp_path / "model"), summary=str(tmp_path / "summary.json"))
+    with pytest.raises(runner.KdnasError, match=r"^stsb: picked L1-H384-A12-F384 but the search task's student is "
+                                                r"L2-H384-A12-F768; rerun distill_full$"):
+        glue_distill_stage(paths, params)
+    assert not (tmp_path / "model").exists() and not (tmp_path / "summary.json").exists()
