@@ -99,7 +99,8 @@ def run_stage(stage: str, parser: argparse.ArgumentParser, argv: list[str] | Non
         check_inputs(parser, args)
         if MANIFEST[stage].reads_data:
             check_data_files(args, params)
-        summary = _stage_function(stage)(MANIFEST[stage].paths(args), params_audit.start(params))
+        readable = MANIFEST[stage].readable_params(getattr(args, "task", None))
+        summary = _stage_function(stage)(MANIFEST[stage].paths(args), params_audit.start(params, readable))
         params_audit.finish(stage, getattr(args, "task", None))
     except StopRequested as error:  # SIGTERM during training: checkpoint saved, rerun resumes
         error_line(f"{stage}: stopped: {error}")

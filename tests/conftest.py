@@ -27,6 +27,9 @@ TINY_TASK_FOLDERS = ("SST-2", "STS-B")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# every stage the tests run, in this process or any subprocess, fails on a params key its manifest entry does
+# not declare (kdnas.params_audit): a key read but not declared would leave DVC and Snakemake serving stale results
+os.environ["KDNAS_PARAMS_STRICT"] = "1"
 
 
 def pytest_configure(config):

@@ -76,6 +76,8 @@ def attribute(flag: str) -> str:
 
 
 _PATHS_TYPES: dict[str, type] = {}
+# read by stages but tracked by none: where resumable state goes and how often (a resumed run gives the same bytes)
+UNTRACKED_PARAMS = ("checkpoint",)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,13 @@ class Stage:
     @property
     def tracked_params(self) -> list[str]:
         return list(self.params) + (["glue.tasks.${key}"] if self.per_task else [])
+
+    def readable_params(self, task: str | None = None) -> list[str]:
+        """The params keys the stage may read (a block covers its keys): those it tracks (``task``: a per-task
+        stage's task, whose ``glue.tasks`` entry it tracks and whose name is its ``--task``), and the keys no
+        stage tracks because they never change a result."""
+        keys = [key.replace("${key}", task or "") for key in self.tracked_params] + list(UNTRACKED_PARAMS)
+        return keys + (["task"] if self.per_task else [])
 
 
 def _task_arg() -> Arg:

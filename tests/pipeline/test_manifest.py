@@ -6,11 +6,12 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import runpy
 from pathlib import Path
 
 import pytest
-from conftest import PARAMS_READS, REPO
+from conftest import PARAMS_READS, REPO, tiny_params
 
 from kdnas.pipeline.code_deps import stage_code_deps
 from kdnas.pipeline.dvc_yaml import render
@@ -80,17 +81,10 @@ def test_code_deps_see_an_import_added_inside_a_function(tmp_path):
     assert "kdnas/search/proxy_tasks.py" in stage_code_deps("teacher", root=tmp_path)
 
 
-# read by stages but never part of a result, so no stage tracks them
-UNTRACKED = {"checkpoint": "where resumable state goes and how often; a resumed run gives the same bytes"}
-
-
 def undeclared_reads(stage: str, task: str | None, reads: list[str]) -> list[str]:
     """The params keys a stage read that its manifest entry does not declare (a block declared covers its keys)."""
-    declared = [key.replace("${key}", task or "") for key in MANIFEST[stage].tracked_params]
-    if MANIFEST[stage].per_task:
-        declared.append("task")  # a per-task stage's task is its --task, not params.yaml's
-    return [read for read in reads if read.split(".")[0] not in UNTRACKED
-            and not any(read == key or read.startswith(key + ".") for key in declared)]
+    declared = MANIFEST[stage].readable_params(task)
+    return [read for read in reads if not any(read == key or read.startswith(key + ".") for key in declared)]
 
 
 @pytest.mark.slow  # reads the whole tiny pipeline run
@@ -115,6 +109,26 @@ def test_the_audit_sees_an_undeclared_read():
     assert deepest(_READS) == ["latency.seq_len", "space"]
     assert undeclared_reads("latency_profile", None, deepest(_READS)) == ["space"]  # declares space.* keys only
     assert undeclared_reads("search", None, deepest(_READS)) == []
+
+
+def test_under_the_tests_a_stage_reading_an_undeclared_key_fails_at_once():
+    """The suite sets KDNAS_PARAMS_STRICT: run_stage then holds each stage to the keys it declares, so any test
+    that runs a stage fails on an undeclared read, .get with a default included; the way to a declared key and
+    a task's params rebuilt from them stay readable."""
+    from kdnas.params_audit import STRICT_ENV, UndeclaredParamRead, start
+    from kdnas.task_params import task_params
+
+    assert os.environ[STRICT_ENV] == "1"
+    params = start(tiny_params(), MANIFEST["glue_distill"].readable_params("stsb"))
+    assert params["search"]["latency"]["backend"] == "eager" and params["distill_full"]["epochs"] >= 1
+    with pytest.raises(UndeclaredParamRead, match="'search.workers' read by a stage that does not declare it"):
+        params["search"].get("workers", 1)
+    with pytest.raises(UndeclaredParamRead, match="'data.glue_dir'"):
+        params["data"]["glue_dir"]  # glue_distill declares data.max_length only
+    stsb = task_params(params, "stsb")
+    assert stsb["data"]["max_length"] == params["data"]["max_length"]
+    with pytest.raises(UndeclaredParamRead):
+        stsb["teacher"]
 
 
 def test_a_stage_function_gets_only_the_paths_its_stage_declares():
