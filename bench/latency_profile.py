@@ -31,8 +31,8 @@ teacher.eval()  # weights do not change latency: the backbone stands for the fin
 if cfg["old"]:
     params["latency_profile"].pop("warmup", None)
     params["latency_profile"].pop("repeats", None)
-_, metrics, rows = profile_space(teacher, params)
-print(json.dumps({**metrics, "teacher_ms": rows[-1]["latency_ms"]}))
+profile = profile_space(teacher, params)
+print(json.dumps({**profile.metrics, "teacher_ms": profile.teacher_backend_ms}))
 """
 
 

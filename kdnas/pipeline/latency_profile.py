@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,31 @@ from kdnas.models.loading import load_model_and_tokenizer
 from kdnas.search.space import SearchSpace
 
 
-def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[dict]]:
+@dataclass(frozen=True)
+class LatencyProfile:
+    """What :func:`profile_space` measured: the predictor fitted on every measurement, its held-out metrics, the
+    measurements, and the teacher's two times: on the profiled backend, and the fp32 eager reference every
+    speed-up and the reward's target are over (so they mean the same on every backend)."""
+
+    predictor: LatencyPredictor
+    metrics: dict
+    measurements: list[dict]
+    backend: str
+    teacher_backend_ms: float
+    teacher_latency_ms: float
+
+    def to_json(self) -> dict:
+        """``predictor.json``: the fit, the eager reference, the backend (absent for eager, as in predictors
+        written before backends) and the measurements."""
+        on_backend = {} if self.backend == "eager" else {"backend": self.backend,
+                                                          "teacher_backend_ms": self.teacher_backend_ms}
+        return {**self.predictor.to_dict(), "teacher_latency_ms": self.teacher_latency_ms, **on_backend,
+                "measurements": self.measurements}
+
+
+def profile_space(teacher, params: dict) -> LatencyProfile:
     """Times ``latency_profile.samples`` random architectures plus the teacher on ``search.latency.backend``;
-    fits on all but a held-out share. The predictor's ``teacher_latency_ms`` is the fp32 teacher's in eager
-    PyTorch whatever the backend, so speed-ups and the reward's target mean the same on every backend."""
+    fits on all but a held-out share (for the metrics), then on every measurement."""
     cfg, lat = params["latency_profile"], params["search"]["latency"]
     head = teacher.config.hidden_size // teacher.config.num_attention_heads
     space = SearchSpace.from_params(params["space"], max_head_size=head if params["space"]["init"] == "inherit" else None)
@@ -63,19 +85,16 @@ def profile_space(teacher, params: dict) -> tuple[LatencyPredictor, dict, list[d
     # the deployed predictor uses every measurement
     predictor = LatencyPredictor.fit([r["arch"] for r in rows], [r["latency_ms"] for r in rows],
                                      lat["batch_size"], params["latency"]["seq_len"], hardware)
-    predictor.teacher_latency_ms = reference_ms
-    predictor.backend, predictor.teacher_backend_ms = backend, teacher_ms
-    return predictor, metrics, [{"arch": r["arch"].key, "latency_ms": r["latency_ms"]} for r in rows]
+    return LatencyProfile(predictor, metrics, [{"arch": r["arch"].key, "latency_ms": r["latency_ms"]} for r in rows],
+                          backend, teacher_backend_ms=teacher_ms, teacher_latency_ms=reference_ms)
 
 
 def latency_profile_stage(paths, params: dict) -> str:
     teacher, _ = load_model_and_tokenizer(paths.teacher)
-    predictor, metrics, rows = profile_space(teacher, params)
-    on_backend = {} if predictor.backend == "eager" else {  # absent: eager, as in predictors written before backends
-        "backend": predictor.backend, "teacher_backend_ms": predictor.teacher_backend_ms}
-    write_json(paths.predictor, {**predictor.to_dict(), "teacher_latency_ms": predictor.teacher_latency_ms,
-                                **on_backend, "measurements": rows})
-    write_json(paths.metrics, {**metrics, "samples": len(rows), "hardware": predictor.hardware})
-    return (f"wrote {paths.predictor}: {len(rows)} architectures timed on {predictor.backend}; "
-            f"held-out Spearman {metrics['spearman']:.3f}, "
-            f"MAPE {metrics['mape_percent']:.1f}%")
+    profile = profile_space(teacher, params)
+    write_json(paths.predictor, profile.to_json())
+    metrics = profile.metrics
+    write_json(paths.metrics, {**metrics, "samples": len(profile.measurements),
+                               "hardware": profile.predictor.hardware})
+    return (f"wrote {paths.predictor}: {len(profile.measurements)} architectures timed on {profile.backend}; "
+            f"held-out Spearman {metrics['spearman']:.3f}, MAPE {metrics['mape_percent']:.1f}%")

@@ -143,12 +143,14 @@ def test_an_int8_search_backend_profiles_the_quantised_graphs_against_the_eager_
         return result
 
     monkeypatch.setattr(kdnas.latency.ort_timing, "measure_in_own_process", recording)
-    predictor, metrics, rows = profile_space(teacher, params)
+    profile = profile_space(teacher, params)
+    rows = profile.measurements
     assert len(timed_graphs) == 4 + 1 + 1 and len(rows) == 4 + 1  # four students and the teacher, in one process
     for name, ops in timed_graphs.items():
         if name != "teacher_ms":  # each one fused as export ships it, then quantised
             assert {"QAttention", "MatMulInteger", "QEmbedLayerNormalization"} <= ops, name
-    assert predictor.backend == "onnxruntime-int8"
-    assert predictor.teacher_backend_ms == timed_graphs["teacher_ms"] == rows[-1]["latency_ms"]
+    assert profile.backend == "onnxruntime-int8" and profile.to_json()["backend"] == "onnxruntime-int8"
+    assert profile.teacher_backend_ms == timed_graphs["teacher_ms"] == rows[-1]["latency_ms"]
     # speed-ups stay over the fp32 teacher in eager PyTorch, timed on its own
-    assert predictor.teacher_latency_ms != predictor.teacher_backend_ms
+    assert profile.teacher_latency_ms != profile.teacher_backend_ms
+    assert profile.to_json()["teacher_latency_ms"] == profile.teacher_latency_ms
