@@ -107,6 +107,28 @@ def test_onnx_export_matches_pytorch_and_times_with_onnxruntime(tmp_path, fusion
     assert torch.get_num_threads() >= 1
 
 
+def test_a_graph_whose_attention_does_not_fuse_is_refused_in_one_line_and_left_as_it_was(tmp_path):
+    """ONNX Runtime's optimizer misses the attention of PyTorch's SDPA export (why export_onnx exports eager
+    attention): fuse_bert must then refuse the graph, naming the way out, rather than ship a half-fused one."""
+    import torch
+
+    from kdnas.deploy.onnx_runtime import INPUTS, fuse_bert
+    from kdnas.errors import KdnasError
+
+    model = _bert(2)
+    assert model.config._attn_implementation == "sdpa"
+    path = tmp_path / "sdpa.onnx"
+    example = torch.ones((2, 8), dtype=torch.long)
+    torch.onnx.export(model.eval(), (example, torch.ones_like(example), torch.zeros_like(example)), str(path),
+                      input_names=list(INPUTS), output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={name: {0: "batch", 1: "sequence"} for name in INPUTS})
+    before = path.read_bytes()
+    with pytest.raises(KdnasError, match=r"^export.fusion = bert fused the attention of 0 of 2 layers in sdpa.onnx: "
+                                         r"set export.fusion: none for this model$"):
+        fuse_bert(path, model.config)
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("key", ["L1-H128-A4-F384", "L4-H256-A8-F768"])
 def test_analytic_latency_is_the_mac_count_torch_measures(key):
     arch = Arch.from_key(key)
