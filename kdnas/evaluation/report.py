@@ -143,9 +143,24 @@ def teachers_used_as_given(params: dict) -> list[str]:
     return [task for task, run in task_runs(params).items() if not run["teacher"].get("finetune", True)]
 
 
+def deployed_section(rows: list[dict]) -> list[str]:
+    """The student as it ships: each runtime's dev GLUE score and speed-up over the eager fp32 teacher."""
+    lines = ["## Deployed forms", "",
+             "The student in each form it ships as, scored on dev through that runtime (export scores both ONNX "
+             "forms on the same dev rows) and timed by the latency stage.", "",
+             "| runtime | dev GLUE score (% of teachers) | batch | student median ms | speed-up over the eager fp32 "
+             "teacher |", "|---|---|---|---|---|"]
+    for row in rows:
+        score = ("not scored" if row["glue_score"] is None
+                 else f"{100 * row['glue_score']:.1f} ({row['percent_of_teacher']:.1f}%)")
+        lines.append(f"| {row['runtime']} | {score} | {row['batch_size']} | {row['student_ms']:.2f} | "
+                     f"{row['speedup_vs_eager_teacher']:.2f}x |")
+    return lines + [""]
+
+
 def markdown_report(table: dict, results: dict, search_task: str, arch: str, latency: LatencyTable,
                     trials: pd.DataFrame, params: dict, tasks: dict[str, Task] | None = None,
-                    hand_crafted: dict | None = None) -> str:
+                    hand_crafted: dict | None = None, deployed: list[dict] | None = None) -> str:
     import yaml
 
     t, s = results[search_task]["teacher"], results[search_task]["student"]
@@ -157,6 +172,8 @@ def markdown_report(table: dict, results: dict, search_task: str, arch: str, lat
     lines += glue_section(table, results, search_task, teachers_used_as_given(params), tasks)
     if hand_crafted is not None:
         lines += hand_crafted_section(hand_crafted, results, latency, arch)
+    if deployed:
+        lines += deployed_section(deployed)
     lines += ["### Every metric", "", "| task | model | metric | value |", "|---|---|---|---|"]
     for task in table["tasks"]:
         for model in ("teacher", "student"):

@@ -1,5 +1,5 @@
 """The GLUE gather stage: the search task and every fanned-out task in one table, the GLUE score, the
-student's share of the teachers, and the report."""
+student's share of the teachers, the student in each form it ships as (export's ONNX scores), and the report."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdnas.data.tasks import task_of
+from kdnas.evaluation.deployed import deployed_table
 from kdnas.evaluation.front import glue_comparison, margin_line
 from kdnas.evaluation.glue_table import glue_table
 from kdnas.evaluation.report import glue_plot, markdown_report, pareto_plot
@@ -33,9 +34,10 @@ def glue_stage(paths, params: dict) -> str:
     search = results[params["task"]]
     hand_crafted = {"tasks": {task: (r.get("hand_crafted") or {}).get("margins", {}) for task, r in results.items()},
                     "glue": glue_comparison(results, tasks, latency, arch)}
+    deployed = deployed_table(table, read_json(paths.export_metrics), tasks, latency, arch)
     write_json(paths.metrics, {"arch": arch, "search_task": params["task"], **table, "speedup": speedup,
                               "teacher_params": search["teacher"]["params"], "student_params": search["student"]["params"],
-                              "hand_crafted": hand_crafted})
+                              "hand_crafted": hand_crafted, "deployed": deployed})
     rows = [{"task": task, "model": model, "score": row[model]} for task, row in table["tasks"].items()
             for model in ("teacher", "student")]
     with atomic_path(paths.plot) as tmp:
@@ -45,8 +47,8 @@ def glue_stage(paths, params: dict) -> str:
         tmp.mkdir()
         pareto_plot(trials, arch, Path(tmp) / "pareto.png", search["main_metric"])
         glue_plot(table, Path(tmp) / "glue.png")
-        write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials, params, tasks,
-                                                                   hand_crafted))
+        write_text(Path(tmp) / "README.md", markdown_report(table, results, params["task"], arch, latency, trials,
+                                                            params, tasks, hand_crafted, deployed))
     return (f"wrote {paths.metrics} and {paths.report}: GLUE score student {100 * table['student']:.1f} vs teachers "
             f"{100 * table['teacher']:.1f} ({table['percent_of_teacher']:.1f}%) on {', '.join(table['tasks'])}"
             f"{margin_line(hand_crafted['glue']['margins'])}")

@@ -79,3 +79,35 @@ def test_full_glue_params_file_is_valid_and_covers_every_other_task():
     assert set(full["glue"]["tasks"]) | {full["task"]} == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"}
     assert full["data"]["train_size"] is None and full["transfer"]["size"] is None
     assert task_params(full, "rte")["teacher"]["epochs"] > full["teacher"]["epochs"]
+
+
+def test_the_deployed_table_scores_each_runtime_and_times_it_against_the_eager_teacher():
+    """Eager scores from the GLUE table, the ONNX forms' from export (GLUE's official metrics per task), each
+    beside its measured speed-up over the eager fp32 teacher; a runtime export did not score shows no score."""
+    import pandas as pd
+
+    from kdnas.evaluation.deployed import deployed_table
+    from kdnas.latency.table import LatencyTable
+
+    results = {"sst2": {"teacher": {"accuracy": 0.90}, "student": {"accuracy": 0.85}},
+               "stsb": {"teacher": {"pearson": 0.80, "spearman": 0.78}, "student": {"pearson": 0.70, "spearman": 0.68}}}
+    table = glue_table(results)
+    export = {"sst2": {"int8": {"fp32": {"accuracy": 0.85}, "int8": {"accuracy": 0.84}}},
+              "stsb": {"int8": {"fp32": {"pearson": 0.70, "spearman": 0.68}, "int8": {"pearson": 0.66, "spearman": 0.64}}}}
+    arch = "L3-H384-A12-F384"
+    latency = LatencyTable(pd.DataFrame([
+        {"backend": b, "model": m, "batch_size": 1, "seq_len": 64, "median_ms": ms, "speedup": sp, "speedup_vs_eager": ve}
+        for b, m, ms, sp, ve in (("eager", "teacher", 30.0, 1.0, 1.0), ("eager", arch, 10.0, 3.0, 3.0),
+                                 ("onnxruntime", "teacher", 20.0, 1.0, 1.5), ("onnxruntime", arch, 5.0, 4.0, 6.0),
+                                 ("onnxruntime-int8", "teacher", 12.0, 1.0, 2.5),
+                                 ("onnxruntime-int8", arch, 3.0, 4.0, 10.0))]))
+    rows = {row["runtime"]: row for row in deployed_table(table, export, {}, latency, arch)}
+    assert rows["eager"]["glue_score"] == table["student"] == pytest.approx((0.85 + 0.69) / 2)
+    assert rows["onnxruntime"]["glue_score"] == pytest.approx((0.85 + 0.69) / 2)
+    assert rows["onnxruntime-int8"]["glue_score"] == pytest.approx((0.84 + 0.65) / 2)
+    assert rows["onnxruntime-int8"]["percent_of_teacher"] == pytest.approx(100 * 0.745 / 0.845)
+    assert [rows[r]["speedup_vs_eager_teacher"] for r in ("eager", "onnxruntime", "onnxruntime-int8")] == [3, 6, 10]
+    assert rows["onnxruntime-int8"]["student_ms"] == 3.0
+    del export["stsb"]["int8"]["int8"]["spearman"]  # a metric export did not score: no GLUE score for int8
+    rows = {row["runtime"]: row for row in deployed_table(table, export, {}, latency, arch)}
+    assert rows["onnxruntime-int8"]["glue_score"] is None and rows["onnxruntime"]["glue_score"] is not None

@@ -182,6 +182,19 @@ def test_report_names_the_chosen_architecture_and_the_glue_table(dvc_run):
     assert f"| stsb | pearson/spearman | {stsb['dev_examples']} | {100 * stsb['teacher']['pearson']:.1f}/" in report
     assert f"**GLUE score** | | | **{100 * glue['teacher']:.1f}** | **{100 * glue['student']:.1f}**" in report
     assert "glue:\n  tasks:\n    stsb:" in report and "![GLUE](glue.png)" in report
+    # the student in each form it ships as: the ONNX forms scored by export, every form timed by the latency stage
+    int8 = json.loads((dvc_run / "metrics/export.json").read_text())
+    int8 = {task: int8[task]["int8"]["int8"] for task in ("sst2", "stsb")}
+    int8_glue = (int8["sst2"]["accuracy"] + (int8["stsb"]["pearson"] + int8["stsb"]["spearman"]) / 2) / 2
+    deployed = glue["deployed"]
+    assert {(r["runtime"], r["batch_size"]) for r in deployed} == {
+        (runtime, size) for runtime in ("eager", "onnxruntime", "onnxruntime-int8") for size in (1, 8)}
+    for row in deployed:
+        expected = {"eager": glue["student"], "onnxruntime-int8": int8_glue}.get(row["runtime"])
+        if expected is not None:
+            assert row["glue_score"] == pytest.approx(expected), row
+        assert row["speedup_vs_eager_teacher"] > 0
+    assert "## Deployed forms" in report and "| onnxruntime-int8 | " in report
 
 
 def test_stsb_runs_through_mse_teacher_mse_distillation_and_evaluation(dvc_run):

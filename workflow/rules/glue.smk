@@ -141,34 +141,7 @@ rule glue_evaluate:
         " --metrics {output.metrics} --predictions {output.predictions} --log {log}"
 
 
-# The GLUE table of the search task and every glue task, and the report.
-rule glue:
-    input:
-        script="stages/glue.py",
-        code=stage_code("glue"),
-        search=rules.evaluate.output.metrics,
-        tasks=expand("metrics/glue/{task}/evaluate.json", task=GLUE_TASKS),
-        summary=rules.distill_full.output.summary,
-        latency=rules.latency.output.table,
-        trials=rules.search.output.trials_csv,
-    output:
-        report=directory("report"),
-        metrics="metrics/glue.json",
-        plot="plots/glue.csv",
-    params:
-        params_file=PARAMS_FILE,
-        tracked=stage_params("glue"),
-    log:
-        f"{LOGS}/glue.log",
-    message:
-        "Writing the GLUE table and the report"
-    shell:
-        "bin/kdnas-python {input.script} --params {params.params_file} --search-metrics {input.search}"
-        " --glue-metrics metrics/glue --summary {input.summary} --latency {input.latency} --trials {input.trials}"
-        " --metrics {output.metrics} --plot {output.plot} --report {output.report} --log {log}"
-
-
-# Every task's student as a shippable folder: HF files, model card, ONNX checked against PyTorch.
+# Every task's student as a shippable folder: HF files, model card, ONNX checked against PyTorch, int8 scored.
 rule export:
     input:
         script="stages/export.py",
@@ -195,3 +168,33 @@ rule export:
         "bin/kdnas-python {input.script} --params {params.params_file} --student {input.student} --summary {input.summary}"
         " --search-metrics {input.search} --teacher-metrics {input.teacher} --glue-results results/glue"
         " --glue-metrics metrics/glue --latency {input.latency} --out {output.out} --metrics {output.metrics} --log {log}"
+
+
+# The GLUE table of the search task and every glue task, the student in each form it ships as (export's ONNX
+# scores), and the report.
+rule glue:
+    input:
+        script="stages/glue.py",
+        code=stage_code("glue"),
+        search=rules.evaluate.output.metrics,
+        tasks=expand("metrics/glue/{task}/evaluate.json", task=GLUE_TASKS),
+        summary=rules.distill_full.output.summary,
+        latency=rules.latency.output.table,
+        trials=rules.search.output.trials_csv,
+        export=rules.export.output.metrics,
+    output:
+        report=directory("report"),
+        metrics="metrics/glue.json",
+        plot="plots/glue.csv",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=stage_params("glue"),
+    log:
+        f"{LOGS}/glue.log",
+    message:
+        "Writing the GLUE table and the report"
+    shell:
+        "bin/kdnas-python {input.script} --params {params.params_file} --search-metrics {input.search}"
+        " --glue-metrics metrics/glue --summary {input.summary} --latency {input.latency} --trials {input.trials}"
+        " --export-metrics {input.export} --metrics {output.metrics} --plot {output.plot} --report {output.report}"
+        " --log {log}"
