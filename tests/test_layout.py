@@ -88,3 +88,16 @@ def test_the_tests_mirror_the_package():
     tests = KDNAS.parent / "tests"
     folders = {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
     assert folders and folders <= {p.name for p in KDNAS.iterdir() if (p / "__init__.py").exists()}
+
+
+def test_every_test_file_the_repository_cites_exists():
+    """Comments, docstrings and the README name test files as evidence; a moved or renamed test must take its
+    citations along (dvc.yaml once cited one that did not exist)."""
+    import re
+    import subprocess
+
+    root = KDNAS.parent
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    cited = {(name, match) for name in files if name.endswith((".py", ".md", ".smk", ".yaml", ".sh", ".toml"))
+             and (root / name).is_file() for match in re.findall(r"\btests/[\w/]+\.py\b", (root / name).read_text())}
+    assert cited and not {(name, path) for name, path in cited if not (root / path).exists()}

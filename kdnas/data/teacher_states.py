@@ -5,7 +5,7 @@ per-layer outputs. Without a cache every candidate of the search reruns the teac
 it the ``proxy`` stage runs the teacher once and candidates read its states. The cache holds, per
 example and trimmed to its own length (so batching and padding never matter), all hidden states
 (embeddings + every layer) and, only when a loss needs them, all attention maps, in float16 (the loss
-difference against float32 is far below the noise of training; see tests/test_state_cache.py).
+difference against float32 is far below the noise of training; see tests/data/test_state_cache.py).
 
 The size is known before any teacher run from the token counts:
 ``hidden: sum(n_i) x (layers + 1) x width x 2`` and ``attentions: sum(n_i^2) x layers x heads x 2`` bytes;

@@ -14,7 +14,7 @@ from kdnas.pipeline.manifest import STAGES, Metric, Out, Plot, Stage
 
 HEADER = """\
 # The kdnas pipeline. GENERATED from kdnas/pipeline/manifest.py (python -m kdnas.pipeline.dvc_yaml); edit the
-# manifest, not this file (tests/test_manifest.py holds the two equal). Each stage calls one thin CLI in
+# manifest, not this file (tests/pipeline/test_manifest.py holds the two equal). Each stage calls one thin CLI in
 # stages/; deps list the CLI, the kdnas modules it imports and its inputs; params list only the keys it
 # reads, so tuning the search never retrains the teacher. workflow/rules/*.smk run the same stages under
 # Snakemake, with their params and code taken from the same manifest.

@@ -61,7 +61,7 @@ def test_search_and_topk_fan_out_run_as_slurm_jobs_through_the_profile_as_writte
     params = tiny_params()
     root = make_pipeline_copy(tmp_path / "project", params)
     # The teacher comes from the local DVC run, as a colleague's `dvc pull` would bring it (fresh mtimes):
-    # fine-tuning it again would only repeat what tests/test_checkpoint.py checks (same bytes on a rerun).
+    # fine-tuning it again would only repeat what tests/distillation/test_checkpoint.py checks (same bytes on a rerun).
     # The multi-task search (search.tasks: all) reads the fanned-out task's teacher too: pulled the same way.
     for model, metrics in (("results/teacher/model", "metrics/teacher.json"),
                            ("results/glue/stsb/teacher/model", "metrics/glue/stsb/teacher.json")):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real one-node SLURM cluster on this machine, for testing the slurm profile (tests/test_slurm.py):
+# A real one-node SLURM cluster on this machine, for testing the slurm profile (tests/pipeline/test_slurm.py):
 #   slurm-one-node.sh start <dir>   install SLURM + munge (Debian packages) if missing, write a minimal
 #                                   slurm.conf under <dir>, start munged, slurmctld and slurmd
 #   slurm-one-node.sh start <dir> <cpus>   the same, the node declaring <cpus> CPUs whatever it has, so jobs

@@ -1,7 +1,7 @@
 # Stage 4, distill_topk, fanned out: the search checkpoint ranks its trials; its best distill_topk.k
 # architectures each get a job (parallel, e.g. one SLURM job each), and one job ranks their results.
 # DVC cannot fan out at run time, so dvc.yaml runs the same per-candidate code in a loop in one stage
-# (tests/test_pipeline_snakemake.py allows this one, documented difference and checks the rest).
+# (tests/pipeline/test_pipeline_snakemake.py allows this one, documented difference and checks the rest).
 # The input function topk_candidates (reading the checkpoint) is in common.smk.
 
 
