@@ -85,9 +85,6 @@ class TableEvaluator:
         return [{"score": float(self.rows.loc[a.key, "score"]), "params": int(self.rows.loc[a.key, "params"]),
                  "seconds": float(self.rows.loc[a.key, "seconds"])} for a in archs]
 
-    def close(self) -> None:
-        pass
-
 
 def run_strategy(name: str, seed: int, table: pd.DataFrame, teacher, predictor: dict, params: dict, budget: int,
                  kwargs: dict) -> pd.DataFrame:

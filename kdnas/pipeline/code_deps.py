@@ -44,9 +44,8 @@ def kdnas_imports(path: Path, root: Path = REPO, seen: set[Path] | None = None) 
             names = [alias.name for alias in node.names if alias.name.startswith("kdnas")]
         for name in names:
             parts = name.split(".")
-            packages = [_module_file(".".join(parts[:i]), root) for i in range(2, len(parts))]
-            found = [f for f in packages if f and f.name == "__init__.py" and _runs_code(f)]
-            found.append(_module_file(name, root))
+            # the module, and the packages above it (Python runs their __init__ first)
+            found = [_module_file(".".join(parts[:i]), root) for i in range(2, len(parts) + 1)]
             for file in found:
                 if file and file not in seen and (file.name != "__init__.py" or _runs_code(file)):
                     seen.add(file)

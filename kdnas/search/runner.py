@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 RESUME_FORMS: dict[str, Callable[[dict], object]] = {
     # trials distilled on another device type or in another precision are not mixed into this search (the CPU in
     # fp32, where every log before the compute block was made, adds nothing: those logs still resume)
-    "compute": lambda params: None if resolve_compute(params) == CPU else resolve_compute(params).kind,
+    "compute": lambda params: _device_kind_off_cpu(resolve_compute(params)),
     # the hand-crafted family matters only when it sets the prescreen band
     "baselines": lambda params: (params["baselines"] if (params["search"].get("prescreen") or {}).get("max_speedup")
                                  == HAND_CRAFTED else None),
@@ -42,6 +42,10 @@ RESUME_FORMS: dict[str, Callable[[dict], object]] = {
     # task the search does not score resumes the log
     "glue.tasks": lambda params: search_tasks(params) if is_multi_task(params) else None,
 }
+def _device_kind_off_cpu(compute) -> str | None:
+    return None if compute == CPU else compute.kind
+
+
 PROXY_FILES = ("train.parquet", "dev.parquet", "states.json")  # a proxy set's rows, and the teacher they came from
 
 
