@@ -168,6 +168,10 @@ def _check_cross_fields(params: dict[str, Any], schema: dict) -> None:
                  "search.strategy_kwargs", f"strategy {search['strategy']!r}")
     for block in ("search", "distill_topk", "distill_full"):
         check_loss_specs(params[block]["losses"], f"{block}.losses", schema)
+    patterns = params["space"].get("layer_patterns", ["uniform"])
+    if patterns != ["uniform"] and params["space"]["init"] != "inherit":
+        raise ParamsError(f"params: space.layer_patterns = {patterns} choose inherited teacher layers, but "
+                          f"space.init = {params['space']['init']!r} inherits none; use [uniform] or init: inherit")
     try:
         SearchSpace.from_params(params["space"])  # raises when no architecture is valid
     except KdnasError as error:

@@ -5,8 +5,8 @@ dimensions are kept is decided by importance scores (``space.importance``, :mod:
 weight magnitude by default (no data), or the gradient (mask-sensitivity) score of Michel et al. (2019) /
 DynaBERT computed once on the proxy rows. With magnitude:
 
-* layers: student layer i takes teacher layer floor((i+1) * Lt / Ls) - 1 (uniform spacing that always
-  keeps the last layer; 3 of 6 -> 1, 3, 5);
+* layers: the architecture's ``layer_set`` when it names one; else student layer i takes teacher layer
+  floor((i+1) * Lt / Ls) - 1 (uniform spacing that always keeps the last layer; 3 of 6 -> 1, 3, 5);
 * attention heads: the heads whose slice of the attention output projection has the largest L1 norm
   (how much each head writes into the residual stream);
 * head dimensions, when the student's head size is smaller: the dims with the largest
@@ -24,7 +24,7 @@ import copy
 import torch
 
 from kdnas.errors import KdnasError
-from kdnas.models.arch import Arch
+from kdnas.models.arch import Arch, uniform_layers
 
 
 def student_config(teacher_config, arch: Arch):
@@ -52,13 +52,19 @@ def check_inheritable(arch: Arch, teacher_config) -> None:
         problems.append(f"head size {arch.head_size} > teacher's {t_head}")
     if arch.ffn > teacher_config.intermediate_size:
         problems.append(f"ffn {arch.ffn} > teacher's {teacher_config.intermediate_size}")
+    if arch.layer_set:
+        kept = list(arch.layer_set)
+        if len(kept) != arch.layers:
+            problems.append(f"layer set {kept} names {len(kept)} teacher layers for {arch.layers} student layers")
+        if kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= teacher_config.num_hidden_layers:
+            problems.append(f"layer set {kept} is not increasing teacher layers in 0..{teacher_config.num_hidden_layers - 1}")
     if problems:
         raise KdnasError(f"architecture {arch.key} cannot inherit from the teacher: {'; '.join(problems)}")
 
 
-def inherited_layers(num_teacher: int, num_student: int) -> list[int]:
-    """Uniformly spaced teacher layers that always include the last one."""
-    return [(i + 1) * num_teacher // num_student - 1 for i in range(num_student)]
+def teacher_layers(arch: Arch, num_teacher: int) -> list[int]:
+    """The teacher layers ``arch`` inherits: its layer set, else the uniformly spaced ones."""
+    return list(arch.layer_set) or uniform_layers(num_teacher, arch.layers)
 
 
 def cpu_state(model) -> dict:
@@ -116,7 +122,7 @@ def _select(teacher_state: dict, config, arch: Arch, layers: list[int], importan
 
 
 def _inherit_state(teacher_state: dict, config, arch: Arch, importance: dict) -> dict:
-    layers = inherited_layers(config.num_hidden_layers, arch.layers)
+    layers = teacher_layers(arch, config.num_hidden_layers)
     sel = _select(teacher_state, config, arch, layers, importance)
     hid = sel["hidden"]
     state = {}
@@ -191,5 +197,7 @@ def build_student(teacher, arch: Arch, init: str = "inherit", seed: int = 0, imp
             raise KdnasError(f"inheritance left weights unset: {leftover[:3]} unexpected: {unexpected[:3]}")
     elif init != "random":
         raise KdnasError(f"space.init = {init!r} is invalid: use 'inherit' or 'random'")
+    elif arch.layer_set:
+        raise KdnasError(f"architecture {arch.key}: a layer set needs space.init = inherit (random init inherits no layers)")
     student.train()
     return student

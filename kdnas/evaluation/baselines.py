@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdnas.distillation.students import inherited_layers
 from kdnas.errors import KdnasError
-from kdnas.models.arch import Arch
+from kdnas.models.arch import Arch, uniform_layers
 
 
 def _family_order(arch: Arch) -> tuple[int, int]:
@@ -43,7 +42,7 @@ def hand_crafted_archs(teacher_config, cfg: dict) -> list[Arch]:
 
 def describe(arch: Arch, teacher_config) -> dict:
     """What a reader needs to rebuild a hand-crafted student: its teacher layers and FFN share."""
-    return {"layers_kept": inherited_layers(teacher_config.num_hidden_layers, arch.layers),
+    return {"layers_kept": uniform_layers(teacher_config.num_hidden_layers, arch.layers),
             "ffn_fraction": arch.ffn / teacher_config.intermediate_size}
 
 

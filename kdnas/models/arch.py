@@ -1,7 +1,7 @@
-"""A student architecture: the four dimensions the search explores."""
+"""A student architecture: the dimensions the search explores."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, order=True)
@@ -13,30 +13,73 @@ class Arch:
         hidden: hidden (residual stream) size.
         heads: attention heads per layer; head size is hidden / heads.
         ffn: feed-forward (intermediate) size.
+        layer_set: the teacher layers the student inherits, in order (0-based); empty = uniformly spaced
+            layers that keep the last (:func:`uniform_layers`). It changes
+            which weights the student starts from, not its shape, so not its latency.
     """
 
     layers: int
     hidden: int
     heads: int
     ffn: int
+    layer_set: tuple[int, ...] = ()
 
     @property
     def head_size(self) -> int:
         return self.hidden // self.heads
 
     @property
+    def shape(self) -> Arch:
+        """The same dimensions with uniformly spaced layers: what latency depends on."""
+        return Arch(self.layers, self.hidden, self.heads, self.ffn)
+
+    @property
     def key(self) -> str:
-        """A stable id used in file names, logs and to dedupe trials."""
-        return f"L{self.layers}-H{self.hidden}-A{self.heads}-F{self.ffn}"
+        """A stable id used in file names, logs and to dedupe trials: ``L3-H384-A12-F384``, with
+        ``-K0.1.2`` appended when the student inherits teacher layers 0, 1 and 2 instead of the uniform ones."""
+        key = f"L{self.layers}-H{self.hidden}-A{self.heads}-F{self.ffn}"
+        return key + (f"-K{'.'.join(map(str, self.layer_set))}" if self.layer_set else "")
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict:
+        """The dimensions; ``layer_set`` only when it is set, so uniform students' records stay as they were."""
+        data = {"layers": self.layers, "hidden": self.hidden, "heads": self.heads, "ffn": self.ffn}
+        if self.layer_set:
+            data["layer_set"] = list(self.layer_set)
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Arch":
-        return cls(**{name: int(data[name]) for name in ("layers", "hidden", "heads", "ffn")})
+    def from_dict(cls, data: dict) -> Arch:
+        dims = [int(data[name]) for name in ("layers", "hidden", "heads", "ffn")]
+        return cls(*dims, tuple(int(t) for t in data.get("layer_set") or ()))
 
     @classmethod
-    def from_key(cls, key: str) -> "Arch":
-        parts = dict((p[0], int(p[1:])) for p in key.split("-"))
-        return cls(parts["L"], parts["H"], parts["A"], parts["F"])
+    def from_key(cls, key: str) -> Arch:
+        parts = {p[0]: p[1:] for p in key.split("-")}
+        layer_set = tuple(int(t) for t in parts["K"].split(".")) if "K" in parts else ()
+        return cls(int(parts["L"]), int(parts["H"]), int(parts["A"]), int(parts["F"]), layer_set)
+
+
+def uniform_layers(teacher_layers: int, layers: int) -> list[int]:
+    """Uniformly spaced teacher layers that always include the last one (3 of 6 -> 1, 3, 5)."""
+    return [(i + 1) * teacher_layers // layers - 1 for i in range(layers)]
+
+
+# Named ways to choose a student's teacher layers (``space.layer_patterns``), each (teacher depth, student
+# depth) -> teacher layers in order. ``uniform`` is every hand-crafted student's; ``bottom`` is the
+# top-layer dropping that Sajjad et al. (2023, "On the effect of dropping layers of pre-trained transformer
+# models") found best among fixed strategies for fine-tuned BERTs.
+LAYER_PATTERNS = {
+    "uniform": uniform_layers,
+    "even": lambda t, n: [i * t // n for i in range(n)],                                # 3 of 6 -> 0, 2, 4
+    "spread": lambda t, n: [t - 1] if n == 1 else [(2 * i * (t - 1) + n - 1) // (2 * (n - 1)) for i in range(n)],
+    "bottom": lambda t, n: list(range(n)),                                              # 3 of 6 -> 0, 1, 2
+    "top": lambda t, n: list(range(t - n, t)),                                          # 3 of 6 -> 3, 4, 5
+}
+
+
+def with_layer_pattern(shape: Arch, pattern: str, teacher_layers: int) -> Arch:
+    """``shape`` inheriting the teacher layers ``pattern`` names; the uniform set is written as no set, so a
+    student keeps one key whichever pattern reaches its layers."""
+    kept = tuple(LAYER_PATTERNS[pattern](teacher_layers, shape.layers))
+    uniform = tuple(uniform_layers(teacher_layers, shape.layers))
+    return Arch(shape.layers, shape.hidden, shape.heads, shape.ffn, () if kept == uniform else kept)

@@ -186,7 +186,9 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     search = params["search"]
     teacher_head = teacher.config.hidden_size // teacher.config.num_attention_heads
     init = params["space"]["init"]
-    space = SearchSpace.from_params(params["space"], max_head_size=teacher_head if init == "inherit" else None)
+    inherit = init == "inherit"
+    space = SearchSpace.from_params(params["space"], max_head_size=teacher_head if inherit else None,
+                                    teacher_layers=teacher.config.num_hidden_layers if inherit else None)
     lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
     fingerprint = resume_key + ("" if predictor is None else
                                                 hashlib.sha256(json.dumps(predictor["coefficients"]).encode()).hexdigest()[:8])

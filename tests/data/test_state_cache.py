@@ -22,9 +22,9 @@ from kdnas.data.teacher_states import (
 )
 from kdnas.distillation.importance import gradient_importance, inheritance_scores
 from kdnas.distillation.losses import build_loss
-from kdnas.distillation.students import build_student, inherited_layers
+from kdnas.distillation.students import build_student
 from kdnas.distillation.training import predict, train_model
-from kdnas.models.arch import Arch
+from kdnas.models.arch import Arch, uniform_layers
 from kdnas.models.loading import load_pretrained_for_task, save_model
 from kdnas.pipeline.manifest import MANIFEST
 from kdnas.pipeline.proxy import proxy_stage
@@ -144,7 +144,7 @@ def test_gradient_importance_keeps_the_heads_neurons_and_dims_it_scores_highest(
     assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size) == (2, 256, 8, 768)
     hid = torch.sort(torch.topk(scores["hidden"], 256).indices).values
     t_state = teacher.state_dict()
-    for s, t in enumerate(inherited_layers(6, 2)):
+    for s, t in enumerate(uniform_layers(6, 2)):
         heads = torch.sort(torch.topk(scores["heads"][t], 8).indices).values
         cols = (heads[:, None] * 32 + torch.arange(32)).reshape(-1)  # head size 32 = teacher's: whole heads
         ffn = torch.sort(torch.topk(scores["ffn"][t], 768).indices).values
@@ -157,12 +157,12 @@ def test_gradient_importance_keeps_the_heads_neurons_and_dims_it_scores_highest(
     # sink the highest, and the student keeps the one and drops the other
     flipped = copy.deepcopy(scores)
     promoted, demoted = {}, {}
-    for t in inherited_layers(6, 2):
+    for t in uniform_layers(6, 2):
         promoted[t], demoted[t] = int(scores["heads"][t].argmin()), int(scores["heads"][t].argmax())
         flipped["heads"][t][promoted[t]] = scores["heads"][t].max() + 1
         flipped["heads"][t][demoted[t]] = -1.0
     rebuilt = build_student(teacher, arch, importance=flipped)
-    for s, t in enumerate(inherited_layers(6, 2)):
+    for s, t in enumerate(uniform_layers(6, 2)):
         value = rebuilt.bert.encoder.layer[s].attention.self.value.weight  # rows: kept heads x 32, in order
         teacher_value = t_state[f"bert.encoder.layer.{t}.attention.self.value.weight"][:, hid]
         kept = [h for h in range(12) if any(torch.equal(value[i * 32:(i + 1) * 32], teacher_value[h * 32:(h + 1) * 32])

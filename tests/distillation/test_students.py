@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from kdnas.data.tasks import get_task
-from kdnas.distillation.students import build_student, inherited_layers
+from kdnas.distillation.students import build_student
 from kdnas.errors import KdnasError
-from kdnas.models.arch import Arch
+from kdnas.models.arch import Arch, uniform_layers
 from kdnas.models.loading import load_pretrained_for_task
 
 
@@ -55,10 +55,31 @@ def test_inherited_student_keeps_teacher_weights(teacher_and_tokenizer):
     teacher, _ = teacher_and_tokenizer
     student = build_student(teacher, Arch(3, 384, 12, 1536))
     # student layer i is teacher layer (i+1)*6/3-1: 1, 3, 5
-    assert inherited_layers(6, 3) == [1, 3, 5] and inherited_layers(6, 2) == [2, 5]
+    assert uniform_layers(6, 3) == [1, 3, 5] and uniform_layers(6, 2) == [2, 5]
     assert torch.equal(student.bert.encoder.layer[2].output.dense.weight, teacher.bert.encoder.layer[5].output.dense.weight)
     random = build_student(teacher, Arch(3, 384, 12, 1536), init="random", seed=1)
     assert not torch.equal(random.bert.encoder.layer[2].output.dense.weight, teacher.bert.encoder.layer[5].output.dense.weight)
+
+
+def test_a_layer_set_chooses_which_teacher_layers_the_student_inherits(teacher_and_tokenizer, batch):
+    teacher, _ = teacher_and_tokenizer
+    bottom = Arch(3, 384, 12, 1536, layer_set=(0, 1, 2))
+    assert bottom.key == "L3-H384-A12-F1536-K0.1.2" and Arch.from_key(bottom.key) == bottom
+    assert Arch.from_dict(bottom.to_dict()) == bottom and bottom.shape == Arch(3, 384, 12, 1536)
+    assert "layer_set" not in Arch(3, 384, 12, 1536).to_dict()  # uniform students' records are unchanged
+    student = build_student(teacher, bottom)
+    for s, t in enumerate((0, 1, 2)):
+        assert torch.equal(student.bert.encoder.layer[s].attention.self.query.weight,
+                           teacher.bert.encoder.layer[t].attention.self.query.weight)
+    uniform = build_student(teacher, Arch(3, 384, 12, 1536)).eval()
+    with torch.inference_mode():
+        assert not torch.equal(student.eval()(**batch).logits, uniform(**batch).logits)
+    with pytest.raises(KdnasError, match=r"L2-H384-A12-F768-K0.1.2 cannot inherit .*names 3 teacher layers for 2"):
+        build_student(teacher, Arch(2, 384, 12, 768, layer_set=(0, 1, 2)))
+    with pytest.raises(KdnasError, match=r"layer set \[4, 6\] is not increasing teacher layers in 0..5"):
+        build_student(teacher, Arch(2, 384, 12, 768, layer_set=(4, 6)))
+    with pytest.raises(KdnasError, match="a layer set needs space.init = inherit"):
+        build_student(teacher, bottom, init="random")
 
 
 def test_specs_the_teacher_cannot_provide_fail_clearly(teacher_and_tokenizer):

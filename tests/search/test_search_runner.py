@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from conftest import GLUE_DIR, tiny_params
 
 import kdnas.search.proxy_tasks as proxy_tasks
@@ -16,6 +17,7 @@ from kdnas.distillation.training import predict
 from kdnas.models.loading import load_pretrained_for_task, save_model
 from kdnas.params_keys import value_at
 from kdnas.pipeline.manifest import MANIFEST
+from kdnas.search import candidates
 from kdnas.search.evaluator import ParallelEvaluator, SerialEvaluator
 from kdnas.search.proxy_tasks import ProxySet
 
@@ -374,3 +376,26 @@ def test_a_fanned_out_task_whose_pick_differs_from_the_search_tasks_student_fail
                                                 r"L2-H384-A12-F768; rerun distill_full$"):
         glue_distill_stage(paths, params)
     assert not (tmp_path / "model").exists() and not (tmp_path / "summary.json").exists()
+
+
+def test_a_search_over_layer_patterns_distils_students_from_their_own_teacher_layers(setup, tmp_path, monkeypatch):
+    params, teacher, *_ = setup
+    patterned = json.loads(json.dumps(params))
+    # full width, so a student layer's attention weights are its teacher layer's, unsliced
+    patterned["space"].update(layers=[2], hidden=[384], heads=[12], ffn=[384], layer_patterns=["uniform", "bottom"])
+    patterned["search"]["candidates"] = 2
+    first_query = {}
+    original = candidates.build_student
+
+    def recording(teacher_model, arch, **kwargs):
+        student = original(teacher_model, arch, **kwargs)
+        first_query[arch.key] = student.bert.encoder.layer[0].attention.self.query.weight.detach().clone()
+        return student
+
+    monkeypatch.setattr(candidates, "build_student", recording)
+    trials = sorted(_run(setup, tmp_path / "trials.jsonl", patterned), key=lambda t: t["arch"])
+    assert [(t["arch"], t.get("layer_set")) for t in trials] == [("L2-H384-A12-F384", None),
+                                                                  ("L2-H384-A12-F384-K0.1", [0, 1])]
+    # the first student layer starts from teacher layer 2 (uniform: 2, 5) or 0 (bottom: 0, 1)
+    for key, layer in (("L2-H384-A12-F384", 2), ("L2-H384-A12-F384-K0.1", 0)):
+        assert torch.equal(first_query[key], teacher.bert.encoder.layer[layer].attention.self.query.weight)

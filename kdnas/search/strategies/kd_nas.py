@@ -50,7 +50,7 @@ class KDNASSearch(Strategy):
         super().__init__(space, seed)
         self.episode_size, self.pool_factor = int(episode_size), int(pool_factor)
         self.eps0, self.eps_decay, self.eps_min = float(eps0), float(eps_decay), float(eps_min)
-        self.predictor = RewardPredictor(len(SearchSpace.DIMS), hidden=hidden, epochs=train_epochs, lr=lr,
+        self.predictor = RewardPredictor(len(self.space.dims), hidden=hidden, epochs=train_epochs, lr=lr,
                                          seed=seed)
         self.episode = 0          # episodes completed (told and retrained on)
         self.planned = 0          # episodes planned

@@ -75,7 +75,7 @@ class TrustRegionBO(Strategy):
         if self.restart_center is not None:
             return np.asarray(self.restart_center)
         best = self.best()
-        return self.encode(best[0]) if best else np.full(len(SearchSpace.DIMS), 0.5)
+        return self.encode(best[0]) if best else np.full(len(self.space.dims), 0.5)
 
     def _fit_gp(self):
         from sklearn.exceptions import ConvergenceWarning
@@ -132,7 +132,7 @@ class TrustRegionBO(Strategy):
         if self.length < self.length_min:
             self.length, self.successes, self.failures = self.length_init, 0, 0
             self.region_start = len(self.observations)
-            self.restart_center = self.rng.random(len(SearchSpace.DIMS)).tolist()
+            self.restart_center = self.rng.random(len(self.space.dims)).tolist()
             self.restarts += 1
 
     def state_dict(self) -> dict:
