@@ -83,6 +83,13 @@ def test_layer_patterns_need_a_teacher_and_known_names():
     assert len(SearchSpace.from_params(block, teacher_layers=6)) == 2
 
 
+def test_every_pattern_keeps_the_whole_teacher_when_the_student_is_as_deep():
+    for name, pattern in LAYER_PATTERNS.items():
+        assert pattern(6, 6) == [0, 1, 2, 3, 4, 5], name
+        assert all(len(set(pattern(6, n))) == n and sorted(pattern(6, n)) == pattern(6, n) for n in (1, 2, 3, 4, 5))
+    assert LAYER_PATTERNS["early_last"](6, 3) == [1, 2, 5] and LAYER_PATTERNS["early_last"](6, 2) == [1, 5]
+
+
 def test_the_schema_names_every_pattern():
     schema = yaml.safe_load(SCHEMA.read_text())
     assert schema["properties"]["space"]["properties"]["layer_patterns"]["items"]["enum"] == list(LAYER_PATTERNS)
