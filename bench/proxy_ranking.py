@@ -236,13 +236,19 @@ def front_margins(targets: pd.DataFrame, params: dict, paths: Paths) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def pipeline_arguments(description: str, work: str) -> argparse.ArgumentParser:
+    """A parser with the flags of a bench that reads the default pipeline's outputs and distils students."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--results", default="results")
     parser.add_argument("--metrics", default="metrics")
     parser.add_argument("--out", default="bench/out")
-    parser.add_argument("--work", default="bench/work/proxy_ranking", help="fully distilled students (not in git)")
+    parser.add_argument("--work", default=work, help="fully distilled students (not in git)")
+    return parser
+
+
+def main() -> None:
+    parser = pipeline_arguments(__doc__.splitlines()[0], "bench/work/proxy_ranking")
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2], help="extra seeds of the search budget")
     parser.add_argument("--top", type=int, default=8, help="the subset of the best trials by the search's proxy")
     parser.add_argument("--only", nargs="*", choices=["full", "seeds", "topk", "analyse"],
