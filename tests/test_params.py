@@ -37,6 +37,10 @@ def test_shipped_params_files_are_valid():
     (lambda p: p["search"].update(candidates=-4), "search.candidates = -4 is invalid"),
     (lambda p: p["space"].update(layers=[]), "space.layers = [] is invalid"),
     (lambda p: p["space"].update(init="copy"), "space.init = 'copy' is invalid"),
+    (lambda p: p["space"].update(layer_patterns=["uniform", "middle"]), "space.layer_patterns.1 = 'middle' is invalid: 'middle' is not one of ['uniform', 'even'"),
+    (lambda p: p["space"].update(init="random", layer_patterns=["uniform", "bottom"]),
+     "space.layer_patterns = ['uniform', 'bottom'] choose inherited teacher layers, but space.init = 'random' "
+     "inherits none"),
     (lambda p: p.update(task="sst3"), "task = 'sst3' is invalid: unknown task 'sst3': not a GLUE task"),
     (lambda p: p["space"].update(hidden=[100], heads=[3, 7]), "space has no valid architecture"),
     (lambda p: (p["distill_topk"].update(k=5), p["search"].update(candidates=3)),
