@@ -14,6 +14,7 @@ uniform set in the same seed, with the mean and standard deviation over seeds.
 Every (architecture, layer set, task, seed) appends a row as it finishes, so a stopped run resumes.
 Run after the teachers and transfer sets exist (e.g. `dvc repro transfer glue_transfer@stsb glue_transfer@cola`):
     .venv/bin/python bench/layer_choice.py --tasks sst2 stsb cola          # every pattern of LAYER_PATTERNS
+    .venv/bin/python bench/layer_choice.py --patterns uniform early_last --only proxy   # the search's proxy scores
     .venv/bin/python bench/layer_choice.py --only analyse
 """
 from __future__ import annotations
@@ -23,7 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from proxy_ranking import AppendOnlyTable, Paths, pipeline_arguments, run_params
+from proxy_ranking import (
+    BUDGETS,
+    AppendOnlyTable,
+    Paths,
+    pipeline_arguments,
+    proxy_phase,
+    run_params,
+)
 
 from kdnas.data.logit_tables import load_encoded
 from kdnas.data.tasks import task_of
@@ -39,7 +47,7 @@ from kdnas.models.loading import load_model_and_tokenizer, save_model
 from kdnas.task_params import search_tasks
 
 log = logging.getLogger("bench.layer_choice")
-RUNS_CSV, SUMMARY_CSV = "layer_choice.csv", "layer_choice_summary.csv"
+RUNS_CSV, SUMMARY_CSV, PROXY_CSV = "layer_choice.csv", "layer_choice_summary.csv", "layer_choice_proxy.csv"
 
 
 def layer_set_name(layer_set: str, layers: int, teacher_layers: int) -> str:
@@ -112,14 +120,17 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=None, help="default: the search's tasks")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--teacher-layers", type=int, default=6)
-    parser.add_argument("--only", nargs="*", choices=["distill", "analyse"], default=["distill", "analyse"])
+    parser.add_argument("--only", nargs="*", choices=["distill", "proxy", "analyse"], default=["distill", "analyse"],
+                        help="proxy: the search's multi-task proxy score of each student at the search's and "
+                             "distill_topk's budgets (needs the proxy stages' outputs)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     params = yaml.safe_load(Path(args.params).read_text())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = AppendOnlyTable(out / RUNS_CSV, ["arch", "task", "seed"])
-    if "distill" in args.only:
+    archs = []
+    if {"distill", "proxy"} & set(args.only):
         shapes = [Arch.from_key(key) for key in args.archs]
         archs = [with_layer_pattern(shape, pattern, args.teacher_layers) for shape in shapes for pattern in args.patterns]
         for shape in shapes:
@@ -129,8 +140,14 @@ def main() -> None:
                     archs.append(Arch(shape.layers, shape.hidden, shape.heads, shape.ffn,
                                       () if layer_set == uniform else layer_set))
         archs = list(dict.fromkeys(archs))
-        paths = Paths(params, Path(args.results), Path(args.metrics))
+    paths = Paths(params, Path(args.results), Path(args.metrics))
+    if "distill" in args.only:
         distill_phase(params, paths, archs, args.tasks or search_tasks(params), args.seeds, table, Path(args.work))
+    if "proxy" in args.only:
+        proxy = AppendOnlyTable(out / PROXY_CSV, ["arch", "budget", "seed"])
+        for budget in BUDGETS:
+            proxy_phase(params, paths, [a.key for a in archs], proxy, budget, args.seeds)
+        print(proxy.frame().round(4).to_markdown(index=False))
     if "analyse" in args.only:
         summary = summarise(table.frame(), args.teacher_layers)
         summary.to_csv(out / SUMMARY_CSV, index=False)
