@@ -39,6 +39,12 @@ def test_layer_patterns_add_a_dimension_of_layer_sets():
     assert space.encode(bottom.shape).tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
 
 
+def test_a_single_pattern_gives_every_student_its_layers_without_a_dimension():
+    space = SearchSpace([2, 3], [384], [12], [384], max_head_size=32, layer_patterns=["early_last"], teacher_layers=6)
+    assert space.dims == SearchSpace.SHAPE_DIMS
+    assert [a.key for a in space.archs] == ["L2-H384-A12-F384-K1.5", "L3-H384-A12-F384-K1.2.5"]
+
+
 def test_patterns_that_give_the_same_layers_give_one_student():
     # one layer of six: uniform and top both keep layer 5
     space = SearchSpace([1], [384], [12], [384], max_head_size=32, layer_patterns=["uniform", "top", "bottom"],
