@@ -24,7 +24,7 @@ import copy
 import torch
 
 from kdnas.errors import KdnasError
-from kdnas.models.arch import Arch, uniform_layers
+from kdnas.models.arch import Arch, layer_set_problems, uniform_layers
 
 
 def student_config(teacher_config, arch: Arch):
@@ -52,12 +52,7 @@ def check_inheritable(arch: Arch, teacher_config) -> None:
         problems.append(f"head size {arch.head_size} > teacher's {t_head}")
     if arch.ffn > teacher_config.intermediate_size:
         problems.append(f"ffn {arch.ffn} > teacher's {teacher_config.intermediate_size}")
-    if arch.layer_set:
-        kept = list(arch.layer_set)
-        if len(kept) != arch.layers:
-            problems.append(f"layer set {kept} names {len(kept)} teacher layers for {arch.layers} student layers")
-        if kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= teacher_config.num_hidden_layers:
-            problems.append(f"layer set {kept} is not increasing teacher layers in 0..{teacher_config.num_hidden_layers - 1}")
+    problems += layer_set_problems(arch, teacher_config.num_hidden_layers)
     if problems:
         raise KdnasError(f"architecture {arch.key} cannot inherit from the teacher: {'; '.join(problems)}")
 

@@ -64,6 +64,16 @@ def uniform_layers(teacher_layers: int, layers: int) -> list[int]:
     return [(i + 1) * teacher_layers // layers - 1 for i in range(layers)]
 
 
+def layer_set_problems(arch: Arch, teacher_layers: int) -> list[str]:
+    """Why ``arch``'s layer set cannot come from a teacher this deep (empty: it can, or it names none)."""
+    kept, problems = list(arch.layer_set), []
+    if kept and len(kept) != arch.layers:
+        problems.append(f"layer set {kept} names {len(kept)} teacher layers for {arch.layers} student layers")
+    if kept and (kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= teacher_layers):
+        problems.append(f"layer set {kept} is not increasing teacher layers in 0..{teacher_layers - 1}")
+    return problems
+
+
 # Named ways to choose a student's teacher layers (``space.layer_patterns``), each (teacher depth, student
 # depth) -> teacher layers in order. ``uniform`` is every hand-crafted student's; ``bottom`` is the
 # top-layer dropping that Sajjad et al. (2023, "On the effect of dropping layers of pre-trained transformer

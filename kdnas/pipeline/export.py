@@ -89,11 +89,12 @@ def export_one(task_name: str, sources: tuple, params: dict, latency: LatencyTab
                             params["latency"]["threads"], resolve_compute(params).device, params["export"]["fusion"])
     int8 = int8_student(task, run, tokenizer, out, dev, run["export"], params["latency"]["threads"])
     arch = Arch.from_dict(summary["arch"])
+    arch_dims = f"{arch.layers} layer{'s' * (arch.layers > 1)}, hidden {arch.hidden}, {arch.heads} heads, FFN {arch.ffn}"
+    if arch.layer_set:
+        arch_dims += f", from teacher layers {', '.join(map(str, arch.layer_set))}"
     hw = latency.hardware()
     info = {"task": task_name, "arch": arch.key, "search_task": params["task"],
-            "arch_dims": f"{arch.layers} layer{'s' * (arch.layers > 1)}, hidden {arch.hidden}, {arch.heads} heads, "
-                         f"FFN {arch.ffn}" + (f", from teacher layers {', '.join(map(str, arch.layer_set))}"
-                                              if arch.layer_set else ""), "source": task.source, "is_glue": task.is_glue, "official": task.official,
+            "arch_dims": arch_dims, "source": task.source, "is_glue": task.is_glue, "official": task.official,
             "hub_dataset": "nyu-mll/glue" if task.is_glue else task.dataset,
             "data_dir": run["data"]["glue_dir" if task.is_glue else "custom_dir"],
             "backbone": params["teacher"]["backbone"],

@@ -30,6 +30,10 @@ from kdnas.task_params import is_multi_task, search_tasks
 log = logging.getLogger(__name__)
 
 
+def _device_kind_off_cpu(compute) -> str | None:
+    return None if compute == CPU else compute.kind
+
+
 # How a key the search declares enters its resume fingerprint when not as it stands (None: left out)
 RESUME_FORMS: dict[str, Callable[[dict], object]] = {
     # trials distilled on another device type or in another precision are not mixed into this search (the CPU in
@@ -42,10 +46,6 @@ RESUME_FORMS: dict[str, Callable[[dict], object]] = {
     # task the search does not score resumes the log
     "glue.tasks": lambda params: search_tasks(params) if is_multi_task(params) else None,
 }
-def _device_kind_off_cpu(compute) -> str | None:
-    return None if compute == CPU else compute.kind
-
-
 PROXY_FILES = ("train.parquet", "dev.parquet", "states.json")  # a proxy set's rows, and the teacher they came from
 
 

@@ -7,7 +7,12 @@ import itertools
 import numpy as np
 
 from kdnas.errors import KdnasError
-from kdnas.models.arch import LAYER_PATTERNS, Arch, with_layer_pattern
+from kdnas.models.arch import (
+    LAYER_PATTERNS,
+    Arch,
+    layer_set_problems,
+    with_layer_pattern,
+)
 
 
 class SearchSpace:
@@ -65,8 +70,7 @@ class SearchSpace:
     def _is_buildable(self, arch: Arch) -> bool:
         if arch.hidden % arch.heads:
             return False
-        kept = list(arch.layer_set)
-        if kept and (kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= self.teacher_layers):
+        if arch.layer_set and layer_set_problems(arch, self.teacher_layers):
             return False  # a pattern asked for more layers than the teacher has
         return self.max_head_size is None or arch.head_size <= self.max_head_size
 
