@@ -39,9 +39,9 @@ RESUME_FORMS: dict[str, Callable[[dict], object]] = {
     # trials distilled on another device type or in another precision are not mixed into this search (the CPU in
     # fp32, where every log before the compute block was made, adds nothing: those logs still resume)
     "compute": lambda params: _device_kind_off_cpu(resolve_compute(params)),
-    # the hand-crafted family matters only when it sets the prescreen band
+    # the hand-crafted family matters only when it sets the prescreen band or the first round
     "baselines": lambda params: (params["baselines"] if (params["search"].get("prescreen") or {}).get("max_speedup")
-                                 == HAND_CRAFTED else None),
+                                 == HAND_CRAFTED or params["search"].get("start_from_hand_crafted") else None),
     # which tasks a multi-task search scores (their rows and teachers are in the proxy sets hashed); an edit to a
     # task the search does not score resumes the log
     "glue.tasks": lambda params: search_tasks(params) if is_multi_task(params) else None,
@@ -166,6 +166,18 @@ def prescreen(space: SearchSpace, bounds: dict | None, speedup_of: Callable[[Arc
     return kept
 
 
+def hand_crafted_start(params: dict, teacher_config, space: SearchSpace) -> list[Arch]:
+    """The first round under ``search.start_from_hand_crafted``: the hand-crafted students (``baselines``) that
+    lie in the prescreened space, within the budget. Every strategy then ranks its own proposals against them,
+    so the search's best is never a student the proxy scores below a practitioner's pick in the band; without
+    them a 12-candidate search of a 56-student band could miss the family's best member (bench/int8_search.py)."""
+    if not params["search"].get("start_from_hand_crafted"):
+        return []
+    inside = set(space.archs)
+    family = [arch for arch in hand_crafted_archs(teacher_config, params["baselines"]) if arch in inside]
+    return family[: params["search"]["candidates"]]
+
+
 def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predictor: dict | None = None, *,
                resume_key: str) -> tuple[list[dict], dict]:
     """Runs (or resumes) the search in rounds of ``search.proposals_per_round`` candidates.
@@ -226,7 +238,10 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
         log.info("resuming search: %d trials done", len(trials))
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}
-    round_left = [Arch.from_key(k) for k in (state or {}).get("round", [])]
+    round_left = ([Arch.from_key(k) for k in state.get("round", [])] if state
+                  else hand_crafted_start(params, teacher.config, space))
+    if round_left and not state:
+        log.info("search starts from the hand-crafted students in the band: %s", ", ".join(a.key for a in round_left))
     while len(trials) < budget:
         if search.get("max_seconds") and time.perf_counter() - started > search["max_seconds"]:
             log.info("search stopped by max_seconds after %d trials", len(trials))

@@ -399,3 +399,51 @@ def test_a_search_over_layer_patterns_distils_students_from_their_own_teacher_la
     # the first student layer starts from teacher layer 2 (uniform: 2, 5) or 0 (bottom: 0, 1)
     for key, layer in (("L2-H384-A12-F384", 2), ("L2-H384-A12-F384-K0.1", 0)):
         assert torch.equal(first_query[key], teacher.bert.encoder.layer[layer].attention.self.query.weight)
+
+
+class _ScoreByWidth:
+    """A stand-in evaluator for tests of what the loop proposes: wider and deeper scores higher, instantly."""
+
+    def __call__(self, archs):
+        return [{"score": a.hidden / 1000 + a.layers / 100, "params": 0, "seconds": 0.0} for a in archs]
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("strategy", ["kdnas", "random", "evolution", "trbo"])
+def test_the_search_starts_from_the_hand_crafted_students_in_its_band(setup, tmp_path, strategy):
+    """search.start_from_hand_crafted: the first round is the baselines family's members inside the prescreened
+    space, in the family's order, counted in the budget; the strategy's own proposals follow."""
+    params, teacher, task, *_ = setup
+    params = json.loads(json.dumps(params))
+    params["space"].update(layers=[2, 3], hidden=[192, 384], heads=[6, 12], ffn=[384, 1536])
+    params["baselines"] = {"keep_every": [2, 3], "ffn_fraction": [1.0, 0.25]}
+    params["search"].update(strategy=strategy, candidates=6, start_from_hand_crafted=True, prescreen=None,
+                            strategy_kwargs={"episode_size": 2, "pool_factor": 2, "train_epochs": 5}
+                            if strategy == "kdnas" else {})
+    params["search"]["latency"]["mode"] = "analytic"
+    family = ["L3-H384-A12-F1536", "L3-H384-A12-F384", "L2-H384-A12-F1536", "L2-H384-A12-F384"]
+
+    def trials_of(run, name):
+        return runner.run_search(run, teacher, task, tmp_path / name / "trials.jsonl", _ScoreByWidth(),
+                                 resume_key=_resume_key(run))[0]
+
+    trials = trials_of(params, "open")
+    assert [t["arch"] for t in trials[:4]] == family and len(trials) == 6
+    assert not {t["arch"] for t in trials[4:]} & set(family)
+
+    # a band that leaves out the slowest member: it is not distilled
+    t = teacher.config
+    teacher_ms = runner.analytic_ms(runner.Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads,
+                                                t.intermediate_size), 32, params["latency"]["seq_len"])
+    slowest = teacher_ms / runner.analytic_ms(runner.Arch.from_key(family[0]), 32, params["latency"]["seq_len"])
+    params["search"]["prescreen"] = {"min_speedup": slowest * 1.01, "max_speedup": None}
+    banded = trials_of(params, "banded")
+    assert [t["arch"] for t in banded[:3]] == family[1:] and family[0] not in {t["arch"] for t in banded}
+
+    params["search"]["candidates"] = 2  # the budget bounds the first round too
+    assert [t["arch"] for t in trials_of(params, "small")] == family[1:3]
+
+    params["search"].update(start_from_hand_crafted=False, candidates=6)
+    assert [t["arch"] for t in trials_of(params, "off")[:3]] != family[1:]
