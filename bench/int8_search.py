@@ -29,6 +29,9 @@ eager GLUE score minus the front's at its measured eager latency, the family's s
 Phases (``--only``): profile and time measure latency, so run them alone on the cores; search and distill
 append as they go and resume. Run after `dvc repro`:
     .venv/bin/python bench/int8_search.py --seeds 0 1 2
+    # the same with a params variant, its CSVs beside (bench/out/int8_search_without_start*.csv: a copy of
+    # params.yaml with search.start_from_hand_crafted: false)
+    .venv/bin/python bench/int8_search.py --params params.nostart.yaml --name int8_search_without_start
 """
 from __future__ import annotations
 
