@@ -43,24 +43,19 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from proxy_ranking import AppendOnlyTable, Paths, pipeline_arguments, run_params
+from proxy_ranking import AppendOnlyTable, Paths, TaskTeacher, pipeline_arguments
 
-from kdnas.data.loading import task_split
-from kdnas.data.logit_tables import load_encoded
 from kdnas.data.tasks import task_of
 from kdnas.deploy.onnx_runtime import export_onnx
 from kdnas.device import resolve_compute
-from kdnas.distillation.losses import attention_implementation
-from kdnas.distillation.recipe import distill_arch
 from kdnas.distillation.training import seed_everything
 from kdnas.evaluation.baselines import hand_crafted_archs
 from kdnas.evaluation.front import front_weights
 from kdnas.evaluation.glue_table import task_score
-from kdnas.evaluation.scoring import score_models
 from kdnas.io import read_json, write_json
 from kdnas.latency.predictor import LatencyPredictor
 from kdnas.models.arch import Arch
-from kdnas.models.loading import load_model_and_tokenizer, save_model
+from kdnas.models.loading import load_model_and_tokenizer
 from kdnas.pipeline.export import int8_student
 from kdnas.pipeline.latency import latency_table
 from kdnas.pipeline.latency_profile import profile_space
@@ -168,31 +163,23 @@ def distill_phase(params: dict, paths: Paths, work: Path, winners: pd.DataFrame,
     todo = winners[["arch", "seed"]].drop_duplicates().itertuples(index=False)
     todo = list(todo)
     for name in search_tasks(params):
-        run = run_params(params, name)
-        task = task_of(run)
         pending = [(a, s) for a, s in todo if not scores.done(a, s, name)]
         if not pending:
             continue
-        attn = attention_implementation(run["distill_full"], task.is_regression)
-        teacher, tokenizer = load_model_and_tokenizer(paths.teacher(name), attn_implementation=attn, compute=compute)
-        train = load_encoded(paths.transfer(name), tokenizer, run["data"]["max_length"])
-        dev = task_split(run, "dev", "dev_size")
+        loaded = TaskTeacher.load(params, paths, name, compute)
+        run, task = loaded.run, loaded.task
         teacher_score = task_score(task, paths.teacher_metrics(name))
         for key, seed in pending:
-            seeded = {**run, "seed": seed}
-            seed_everything(seed)
-            student, _, history = distill_arch(Arch.from_key(key), teacher, train, seeded, None, None, attn)
             folder = work / "students" / name / f"{key}-seed{seed}"
-            save_model(student, tokenizer, folder)
-            eager, _, _ = score_models(seeded, task, {key: str(folder)})
+            student, eager, history, dev = loaded.distil(Arch.from_key(key), seed, folder)
             export_onnx(student, folder / "model.onnx", params["export"]["fusion"])
-            int8 = int8_student(task, seeded, tokenizer, folder, dev, {**run["export"], "int8_max_drop": math.inf},
-                                params["latency"]["threads"])
+            int8 = int8_student(task, {**run, "seed": seed}, loaded.tokenizer, folder, dev,
+                                {**run["export"], "int8_max_drop": math.inf}, params["latency"]["threads"])
             scores.append({"arch": key, "seed": seed, "task": name, "teacher": teacher_score,
-                           "eager": task_score(task, eager[key]), "onnx_fp32": task_score(task, int8.fp32),
+                           "eager": task_score(task, eager), "onnx_fp32": task_score(task, int8.fp32),
                            "int8": task_score(task, int8.int8), "int8_method": int8.method,
                            "agreement": int8.agreement, "train_seconds": round(history["seconds"], 1)})
-            log.info("%s %s seed %d: eager %.4f, int8 %.4f (%s)", name, key, seed, task_score(task, eager[key]),
+            log.info("%s %s seed %d: eager %.4f, int8 %.4f (%s)", name, key, seed, task_score(task, eager),
                      task_score(task, int8.int8), int8.method)
         compute.release()
 

@@ -28,22 +28,15 @@ from proxy_ranking import (
     BUDGETS,
     AppendOnlyTable,
     Paths,
+    TaskTeacher,
     pipeline_arguments,
     proxy_phase,
-    run_params,
 )
 
-from kdnas.data.logit_tables import load_encoded
-from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
-from kdnas.distillation.losses import attention_implementation
-from kdnas.distillation.recipe import distill_arch
 from kdnas.distillation.students import teacher_layers
-from kdnas.distillation.training import seed_everything
 from kdnas.evaluation.glue_table import task_score
-from kdnas.evaluation.scoring import score_models
 from kdnas.models.arch import LAYER_PATTERNS, Arch, uniform_layers, with_layer_pattern
-from kdnas.models.loading import load_model_and_tokenizer, save_model
 from kdnas.task_params import search_tasks
 
 log = logging.getLogger("bench.layer_choice")
@@ -61,25 +54,17 @@ def distill_phase(params: dict, paths: Paths, archs: list[Arch], tasks: list[str
                   table: AppendOnlyTable, work: Path) -> None:
     compute = resolve_compute(params)
     for name in tasks:
-        run = run_params(params, name)
-        task = task_of(run)
         todo = [(a, s) for a in archs for s in seeds if not table.done(a.key, name, s)]
         if not todo:
             continue
-        attn = attention_implementation(run["distill_full"], task.is_regression)
-        teacher, tokenizer = load_model_and_tokenizer(paths.teacher(name), attn_implementation=attn, compute=compute)
-        train = load_encoded(paths.transfer(name), tokenizer, run["data"]["max_length"])
+        loaded = TaskTeacher.load(params, paths, name, compute)
+        depth = loaded.teacher.config.num_hidden_layers
         for arch, seed in todo:
-            seeded = {**run, "seed": seed}
-            seed_everything(seed)
-            student, _, history = distill_arch(arch, teacher, train, seeded, None, None, attn)
-            folder = work / name / f"{arch.key}-seed{seed}"
-            save_model(student, tokenizer, folder)
-            scores, _, dev = score_models(seeded, task, {arch.key: str(folder)})
-            score = task_score(task, scores[arch.key])
+            _, metrics, history, dev = loaded.distil(arch, seed, work / name / f"{arch.key}-seed{seed}")
+            score = task_score(loaded.task, metrics)
             table.append({"arch": arch.key, "task": name, "seed": seed, "shape": arch.shape.key,
-                          "layer_set": ".".join(map(str, teacher_layers(arch, teacher.config.num_hidden_layers))), "score": score,
-                          "dev_rows": len(dev), "train_rows": len(train),
+                          "layer_set": ".".join(map(str, teacher_layers(arch, depth))), "score": score,
+                          "dev_rows": len(dev), "train_rows": len(loaded.train),
                           "train_seconds": round(history["seconds"], 1)})
             log.info("%s %s seed %d: %.4f (%.0f s)", name, arch.key, seed, score, history["seconds"])
         compute.release()

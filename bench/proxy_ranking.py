@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,7 @@ import yaml
 from scipy.stats import kendalltau, spearmanr
 
 from kdnas.data.logit_tables import load_encoded
-from kdnas.data.tasks import task_of
+from kdnas.data.tasks import Task, task_of
 from kdnas.device import resolve_compute
 from kdnas.distillation.losses import attention_implementation
 from kdnas.distillation.recipe import distill_arch
@@ -101,33 +102,61 @@ class AppendOnlyTable:
         self._done.add(tuple(str(row[k]) for k in self.key))
 
 
+@dataclass
+class TaskTeacher:
+    """One search task loaded as ``distill_full`` / ``glue_distill`` load it: its params, the attention its
+    recipe needs, its teacher and tokenizer, and its transfer rows."""
+
+    run: dict
+    task: Task
+    attn: str | None
+    teacher: object
+    tokenizer: object
+    train: object
+
+    @classmethod
+    def load(cls, params: dict, paths: Paths, name: str, compute) -> "TaskTeacher":
+        run = run_params(params, name)
+        task = task_of(run)
+        attn = attention_implementation(run["distill_full"], task.is_regression)
+        teacher, tokenizer = load_model_and_tokenizer(paths.teacher(name), attn_implementation=attn, compute=compute)
+        return cls(run, task, attn, teacher, tokenizer, load_encoded(paths.transfer(name), tokenizer,
+                                                                     run["data"]["max_length"]))
+
+    def distil(self, arch: Arch, seed: int, folder: Path) -> tuple[object, dict, dict, pd.DataFrame]:
+        """``arch`` distilled with the default recipe at ``seed`` (magnitude inheritance, as the pipeline does for
+        every task), saved to ``folder`` and scored on the task's dev split: (student, metrics, history, dev)."""
+        seeded = {**self.run, "seed": seed}
+        seed_everything(seed)
+        student, _, history = distill_arch(arch, self.teacher, self.train, seeded, None, None, self.attn)
+        save_model(student, self.tokenizer, folder)
+        scores, _, dev = score_models(seeded, self.task, {arch.key: str(folder)})
+        return student, scores[arch.key], history, dev
+
+
 def full_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyTable, work: Path) -> None:
     """Each architecture distilled with the default recipe on each search task and scored on its dev split."""
     compute = resolve_compute(params)
     for name in search_tasks(params):
-        run = run_params(params, name)
-        task = task_of(run)
         todo = [a for a in archs if not table.done(a, name)]
         if not todo:
             continue
-        attn = attention_implementation(run["distill_full"], task.is_regression)
-        teacher, tokenizer = load_model_and_tokenizer(paths.teacher(name), attn_implementation=attn, compute=compute)
-        train = load_encoded(paths.transfer(name), tokenizer, run["data"]["max_length"])
-        family = {a.key for a in hand_crafted_archs(teacher.config, run["baselines"])}
+        loaded = TaskTeacher.load(params, paths, name, compute)
+        run, task, train = loaded.run, loaded.task, loaded.train
+        family = {a.key for a in hand_crafted_archs(loaded.teacher.config, run["baselines"])}
         for key in todo:
-            seconds, source = 0.0, "baselines"
             folder = paths.baseline(name, key)
             if key not in family or not folder.is_dir():
-                seed_everything(run["seed"])
-                # magnitude inheritance (params.yaml's space.importance) for every task, as the pipeline does
-                student, _, history = distill_arch(Arch.from_key(key), teacher, train, run, None, None, attn)
-                folder, seconds, source = work / name / key, history["seconds"], "distilled"
-                save_model(student, tokenizer, folder)
-            scores, _, dev = score_models(run, task, {key: str(folder)})
-            table.append({"arch": key, "task": name, "score": task_score(task, scores[key]),
-                          "main_metric": scores[key][task.main_metric], "dev_rows": len(dev),
+                folder = work / name / key
+                _, metrics, history, dev = loaded.distil(Arch.from_key(key), run["seed"], folder)
+                seconds, source = history["seconds"], "distilled"
+            else:
+                scores, _, dev = score_models(run, task, {key: str(folder)})
+                metrics, seconds, source = scores[key], 0.0, "baselines"
+            table.append({"arch": key, "task": name, "score": task_score(task, metrics),
+                          "main_metric": metrics[task.main_metric], "dev_rows": len(dev),
                           "train_rows": len(train), "train_seconds": round(seconds, 1), "source": source})
-            log.info("full %s %s: %.4f (%s)", name, key, task_score(task, scores[key]), source)
+            log.info("full %s %s: %.4f (%s)", name, key, task_score(task, metrics), source)
         compute.release()
 
 

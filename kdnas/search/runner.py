@@ -238,10 +238,13 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
         log.info("resuming search: %d trials done", len(trials))
     started = time.perf_counter() - sum(t["seconds"] for t in trials)
     seen = {t["arch"] for t in trials}
-    round_left = ([Arch.from_key(k) for k in state.get("round", [])] if state
-                  else hand_crafted_start(params, teacher.config, space))
-    if round_left and not state:
-        log.info("search starts from the hand-crafted students in the band: %s", ", ".join(a.key for a in round_left))
+    if state:  # a resumed run first finishes the round it was in
+        round_left = [Arch.from_key(k) for k in state.get("round", [])]
+    else:
+        round_left = hand_crafted_start(params, teacher.config, space)
+        if round_left:
+            log.info("search starts from the hand-crafted students in the band: %s",
+                     ", ".join(a.key for a in round_left))
     while len(trials) < budget:
         if search.get("max_seconds") and time.perf_counter() - started > search["max_seconds"]:
             log.info("search stopped by max_seconds after %d trials", len(trials))

@@ -70,7 +70,7 @@ class SearchSpace:
     def _is_buildable(self, arch: Arch) -> bool:
         if arch.hidden % arch.heads:
             return False
-        if arch.layer_set and layer_set_problems(arch, self.teacher_layers):
+        if layer_set_problems(arch, self.teacher_layers):
             return False  # a pattern asked for more layers than the teacher has
         return self.max_head_size is None or arch.head_size <= self.max_head_size
 
