@@ -27,14 +27,19 @@ Rows are appended as they finish, so a stopped run resumes. Run after `dvc repro
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from proxy_ranking import AppendOnlyTable, Paths, TaskTeacher, run_params
+from proxy_ranking import (
+    AppendOnlyTable,
+    Paths,
+    TaskTeacher,
+    pipeline_arguments,
+    run_params,
+)
 
 from kdnas.data.batching import encode
 from kdnas.data.logit_tables import load_encoded, write_logit_table
@@ -114,18 +119,19 @@ def analyse(runs: pd.DataFrame, teacher_scores: dict[str, float], order: list[st
     """Per task and variant: mean and sd over seeds, and the paired difference from the default at the same seed."""
     rows = []
     for task, of_task in runs.groupby("task", sort=False):
-        rows += _task_summary(of_task, teacher_scores[task], order)
+        rows += _task_summary(task, of_task, teacher_scores[task], order)
     return pd.DataFrame(rows)
 
 
-def _task_summary(runs: pd.DataFrame, teacher_score: float, order: list[str]) -> list[dict]:
+def _task_summary(task: str, runs: pd.DataFrame, teacher_score: float, order: list[str]) -> list[dict]:
     wide = runs.pivot_table(index="seed", columns="variant", values="score")
     rows = []
     for name in [n for n in order if n in wide]:
         scores = wide[name].dropna()
         paired = (wide[name] - wide["default"]).dropna() if "default" in wide else pd.Series(dtype=float)
         seconds = runs.loc[runs["variant"] == name, "train_seconds"]
-        rows.append({"task": runs["task"].iloc[0], "variant": name, "seeds": len(scores), "score_mean": scores.mean(), "score_sd": scores.std(),
+        rows.append({"task": task, "variant": name, "seeds": len(scores), "score_mean": scores.mean(),
+                     "score_sd": scores.std(),
                      "percent_of_teacher": 100 * scores.mean() / teacher_score,
                      "delta_vs_default_mean": paired.mean(), "delta_vs_default_sd": paired.std(),
                      "train_seconds_mean": seconds.mean()})
@@ -133,16 +139,11 @@ def _task_summary(runs: pd.DataFrame, teacher_score: float, order: list[str]) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--results", default="results")
-    parser.add_argument("--metrics", default="metrics")
+    parser = pipeline_arguments(__doc__.splitlines()[0], "bench/work/recipe_knobs")
     parser.add_argument("--tasks", nargs="+", help="search tasks to distil on (default: the search task)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", help="a subset of the variants, in this order")
     parser.add_argument("--only", choices=["distill", "analyse"], nargs="+", default=["distill", "analyse"])
-    parser.add_argument("--out", default="bench/out")
-    parser.add_argument("--work", default="bench/work/recipe_knobs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     params = yaml.safe_load(open(args.params))
