@@ -161,9 +161,11 @@ def full_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyTa
 
 
 def proxy_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyTable, budget: str,
-                seeds: list[int]) -> None:
-    """Each architecture's multi-task proxy score at one budget, for each seed."""
-    todo = [(a, s) for s in seeds for a in archs if not table.done(a, budget, s)]
+                seeds: list[int], label: str | None = None) -> None:
+    """Each architecture's multi-task proxy score at one budget, for each seed, recorded as ``label`` (default:
+    the budget's name)."""
+    label = label or budget
+    todo = [(a, s) for s in seeds for a in archs if not table.done(a, label, s)]
     if not todo:
         return
     block = BUDGETS[budget]
@@ -172,10 +174,10 @@ def proxy_phase(params: dict, paths: Paths, archs: list[str], table: AppendOnlyT
                            glue=paths.results / "glue", compute=compute)
     for key, seed in todo:
         result = distill_on_sets(Arch.from_key(key), sets, params[block], params["space"]["init"], seed, compute)
-        table.append({"arch": key, "budget": budget, "seed": seed, "score": result["score"],
+        table.append({"arch": key, "budget": label, "seed": seed, "score": result["score"],
                       "kd_loss": result["kd_loss"], "train_seconds": round(result["train_seconds"], 1),
                       **{c: v for c, v in result.items() if c.startswith("score_")}})
-        log.info("proxy %s seed %d %s: %.4f", budget, seed, key, result["score"])
+        log.info("proxy %s seed %d %s: %.4f", label, seed, key, result["score"])
 
 
 def trial_signals(trials: pd.DataFrame, params: dict) -> pd.DataFrame:

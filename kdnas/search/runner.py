@@ -20,7 +20,7 @@ from kdnas.evaluation.baselines import hand_crafted_archs
 from kdnas.io import read_json, write_json, write_text
 from kdnas.latency.measure import measure_interleaved
 from kdnas.latency.predictor import LatencyPredictor, analytic_ms
-from kdnas.models.arch import Arch
+from kdnas.models.arch import Arch, with_layer_pattern
 from kdnas.params_keys import value_at
 from kdnas.search.reward import objective
 from kdnas.search.space import SearchSpace
@@ -168,14 +168,21 @@ def prescreen(space: SearchSpace, bounds: dict | None, speedup_of: Callable[[Arc
 
 def hand_crafted_start(params: dict, teacher_config, space: SearchSpace) -> list[Arch]:
     """The first round under ``search.start_from_hand_crafted``: the hand-crafted students (``baselines``) that
-    lie in the prescreened space, within the budget. Every strategy then ranks its own proposals against them,
-    so the search's best is never a student the proxy scores below a practitioner's pick in the band; without
-    them a 12-candidate search of a 56-student band could miss the family's best member (bench/int8_search.py)."""
+    lie in the prescreened space, then the same shapes with each other layer pattern of the space, within the
+    budget. Every strategy then ranks its own proposals against them, so the search's best is never a student
+    the proxy scores below a practitioner's pick in the band; without them a 12-candidate search of a
+    56-student band could miss the family's best member (bench/int8_search.py). The family's shapes with the
+    lever it lacks come next: 12 trials of the default search never tried L2-H384-A12-F384 with teacher layers
+    1 and 5, which full distillation scores 28.7 STS-B points above the family's layers 2 and 5
+    (bench/layer_choice.py)."""
     if not params["search"].get("start_from_hand_crafted"):
         return []
     inside = set(space.archs)
-    family = [arch for arch in hand_crafted_archs(teacher_config, params["baselines"]) if arch in inside]
-    return family[: params["search"]["candidates"]]
+    family = hand_crafted_archs(teacher_config, params["baselines"])
+    patterns = space.choices["layer_pattern"] if space.teacher_layers else ["uniform"]
+    start = [with_layer_pattern(arch, pattern, space.teacher_layers) if pattern != "uniform" else arch
+             for pattern in dict.fromkeys(["uniform", *patterns]) for arch in family]
+    return [arch for arch in dict.fromkeys(start) if arch in inside][: params["search"]["candidates"]]
 
 
 def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predictor: dict | None = None, *,
@@ -202,9 +209,6 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     space = SearchSpace.from_params(params["space"], max_head_size=teacher_head if inherit else None,
                                     teacher_layers=teacher.config.num_hidden_layers if inherit else None)
     lat = {**search["latency"], "seq_len": params["latency"]["seq_len"], "threads": params["latency"]["threads"]}
-    fingerprint = resume_key + ("" if predictor is None else
-                                                hashlib.sha256(json.dumps(predictor["coefficients"]).encode()).hexdigest()[:8])
-    trial_log = TrialLog(trials_path, fingerprint)
     model = None if predictor is None else LatencyPredictor.from_dict(predictor)
     # where latency comes from: the MAC count, the profile's prediction, or a timing per candidate
     source = "analytic" if search["latency"]["mode"] == "analytic" else "measured" if model is None else "predicted"
@@ -215,22 +219,28 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
 
     t = teacher.config
     teacher_arch = Arch(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size)
-    trials, state = trial_log.load()
-    if state:
-        teacher_ms = state["teacher_latency_ms"]
-    elif source == "measured":
-        teacher_ms = _latency(teacher, lat)
-    elif source == "predicted":
-        teacher_ms = predictor["teacher_latency_ms"]  # measured when the profile was made
-    else:
-        teacher_ms = free_latency_ms(teacher_arch)
-    reference_ms = teacher_ms if source == "predicted" else free_latency_ms(teacher_arch)
+    # estimated speed-ups (prescreen) compare free estimates: the profile's teacher time (measured when the
+    # profile was made) or the teacher's own free estimate
+    reference_ms = predictor["teacher_latency_ms"] if source == "predicted" else free_latency_ms(teacher_arch)
     full_size = len(space)
 
     def speedup_of(arch: Arch) -> float:
         return reference_ms / free_latency_ms(arch)
 
     space = prescreen(space, prescreen_bounds(params, teacher.config, speedup_of), speedup_of)
+    start = hand_crafted_start(params, teacher.config, space)
+    # the latency model and the first round change the trials too, so a log made with others never resumes
+    fingerprint = resume_key + "".join(hashlib.sha256(json.dumps(part).encode()).hexdigest()[:8] for part in
+                                       ([predictor["coefficients"]] if predictor else [])
+                                       + ([[a.key for a in start]] if start else []))
+    trial_log = TrialLog(trials_path, fingerprint)
+    trials, state = trial_log.load()
+    if state:
+        teacher_ms = state["teacher_latency_ms"]
+    elif source == "measured":
+        teacher_ms = _latency(teacher, lat)
+    else:
+        teacher_ms = reference_ms
     budget = min(search["candidates"], len(space))
     strategy = build_strategy(search["strategy"], space, seed=params["seed"], **search.get("strategy_kwargs", {}))
     if state:
@@ -241,7 +251,7 @@ def run_search(params: dict, teacher, task, trials_path: Path, evaluator, predic
     if state:  # a resumed run first finishes the round it was in
         round_left = [Arch.from_key(k) for k in state.get("round", [])]
     else:
-        round_left = hand_crafted_start(params, teacher.config, space)
+        round_left = list(start)
         if round_left:
             log.info("search starts from the hand-crafted students in the band: %s",
                      ", ".join(a.key for a in round_left))

@@ -447,3 +447,60 @@ def test_the_search_starts_from_the_hand_crafted_students_in_its_band(setup, tmp
 
     params["search"].update(start_from_hand_crafted=False, candidates=6)
     assert [t["arch"] for t in trials_of(params, "off")[:3]] != family[1:]
+
+
+def test_the_hand_crafted_start_adds_the_family_shapes_with_each_layer_pattern_of_the_space(setup, tmp_path):
+    """With layer patterns in the space, the first round is the family's members, then the same shapes inheriting
+    each other pattern's teacher layers (the lever the family lacks), in the family's order; the budget cuts the
+    variants before the members."""
+    params, teacher, task, *_ = setup
+    params = json.loads(json.dumps(params))
+    params["space"].update(layers=[2, 3], hidden=[384], heads=[12], ffn=[384, 1536],
+                           layer_patterns=["uniform", "early_last"])
+    params["baselines"] = {"keep_every": [2, 3], "ffn_fraction": [1.0, 0.25]}
+    params["search"].update(strategy="random", candidates=8, start_from_hand_crafted=True, prescreen=None,
+                            strategy_kwargs={})
+    params["search"]["latency"]["mode"] = "analytic"
+    family = ["L3-H384-A12-F1536", "L3-H384-A12-F384", "L2-H384-A12-F1536", "L2-H384-A12-F384"]
+    # early_last: layers 1, 2, 5 of the teacher's 6 for three student layers, 1 and 5 for two
+    variants = ["L3-H384-A12-F1536-K1.2.5", "L3-H384-A12-F384-K1.2.5", "L2-H384-A12-F1536-K1.5",
+                "L2-H384-A12-F384-K1.5"]
+
+    def first_round(run):
+        space = runner.SearchSpace.from_params(run["space"], max_head_size=32, teacher_layers=6)
+        return [a.key for a in runner.hand_crafted_start(run, teacher.config, space)]
+
+    assert first_round(params) == family + variants
+    trials = runner.run_search(params, teacher, task, tmp_path / "trials.jsonl", _ScoreByWidth(),
+                               resume_key=_resume_key(params))[0]
+    assert [t["arch"] for t in trials] == family + variants
+    assert [t.get("layer_set") for t in trials[4:]] == [[1, 2, 5], [1, 2, 5], [1, 5], [1, 5]]
+
+    params["search"]["candidates"] = 6
+    assert first_round(params) == family + variants[:2]
+    params["space"]["layer_patterns"] = ["uniform"]
+    assert first_round(params) == family
+
+
+def test_a_log_made_from_another_first_round_is_not_resumed(setup, tmp_path, monkeypatch):
+    """The first round is part of what a log was made with: a search whose hand-crafted start differs (another
+    rule for it in a new version, say) starts a new log and keeps the old one aside."""
+    params, teacher, task, *_ = setup
+    params = json.loads(json.dumps(params))
+    params["space"].update(layers=[2, 3], hidden=[384], heads=[12], ffn=[384, 1536])
+    params["baselines"] = {"keep_every": [2, 3], "ffn_fraction": [1.0, 0.25]}
+    params["search"].update(strategy="random", candidates=2, start_from_hand_crafted=True, prescreen=None,
+                            strategy_kwargs={})
+    params["search"]["latency"]["mode"] = "analytic"
+    path = tmp_path / "trials.jsonl"
+
+    def run():
+        return [t["arch"] for t in runner.run_search(params, teacher, task, path, _ScoreByWidth(),
+                                                     resume_key=_resume_key(params))[0]]
+
+    assert run() == ["L3-H384-A12-F1536", "L3-H384-A12-F384"]
+    assert run() == ["L3-H384-A12-F1536", "L3-H384-A12-F384"] and not list(tmp_path.glob("*.old"))  # resumed
+    original = runner.hand_crafted_start
+    monkeypatch.setattr(runner, "hand_crafted_start", lambda *args: original(*args)[::-1])
+    assert run() == ["L3-H384-A12-F384", "L3-H384-A12-F1536"]
+    assert len(list(tmp_path.glob("trials.*.jsonl.old"))) == 1
