@@ -41,15 +41,13 @@ from proxy_ranking import (
     run_params,
 )
 
-from kdnas.data.batching import encode
-from kdnas.data.logit_tables import load_encoded, write_logit_table
+from kdnas.data.logit_tables import load_encoded
 from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
-from kdnas.distillation.training import predict
 from kdnas.evaluation.glue_table import task_score
 from kdnas.io import read_json
 from kdnas.models.arch import Arch
-from kdnas.pipeline.transfer import transfer_set
+from kdnas.pipeline.transfer import write_transfer_table
 
 log = logging.getLogger("recipe_knobs")
 
@@ -83,12 +81,9 @@ def transfer_rows(run: dict, loaded: TaskTeacher, work: Path, compute):
         return loaded.train
     path = work / loaded.task.name / f"transfer_{size}.parquet"
     if not path.is_file():
-        frame = transfer_set(run)
-        log.info("teacher logits on %d transfer rows", len(frame))
-        logits = predict(loaded.teacher, encode(loaded.tokenizer, frame, run["data"]["max_length"]),
-                         desc="teacher logits", compute=compute)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_logit_table(path, frame, logits)
+        frame = write_transfer_table(path, run, loaded.teacher, loaded.tokenizer, compute)
+        log.info("teacher logits on %d transfer rows", len(frame))
     return load_encoded(path, loaded.tokenizer, run["data"]["max_length"])
 
 

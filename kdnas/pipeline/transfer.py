@@ -37,14 +37,20 @@ def transfer_set(params: dict) -> pd.DataFrame:
     return pd.concat([taught, extra]).reset_index(drop=True)
 
 
+def write_transfer_table(out, params: dict, teacher, tokenizer, compute) -> pd.DataFrame:
+    """The transfer set of ``params`` with ``teacher``'s logits, written to ``out``; returns its rows."""
+    frame = transfer_set(params)
+    logits = predict(teacher, encode(tokenizer, frame, params["data"]["max_length"]), desc="teacher logits",
+                     compute=compute)
+    write_logit_table(out, frame, logits)
+    return frame
+
+
 def transfer_stage(paths, params: dict) -> str:
     check_task_data(params, splits=("train",))
     seed_everything(params["seed"])
-    frame = transfer_set(params)
     compute = resolve_compute(params)
     teacher, tokenizer = load_model_and_tokenizer(paths.teacher, compute=compute)
-    logits = predict(teacher, encode(tokenizer, frame, params["data"]["max_length"]), desc="teacher logits",
-                     compute=compute)
-    write_logit_table(paths.out, frame, logits)
+    frame = write_transfer_table(paths.out, params, teacher, tokenizer, compute)
     taught = min(len(frame), params["data"]["train_size"] or len(frame))
     return f"wrote {paths.out}: {len(frame)} rows with teacher logits ({taught} of them the teacher's training rows)"
