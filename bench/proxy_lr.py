@@ -26,6 +26,7 @@ from proxy_ranking import (
     AppendOnlyTable,
     Paths,
     pipeline_arguments,
+    print_agreement,
     proxy_phase,
     rank_agreement,
     targets_table,
@@ -74,10 +75,7 @@ def main() -> None:
     agreement.to_csv(out / RANKING_CSV, index=False)
     pd.set_option("display.width", 200)
     print(signals.join(targets).round(3).to_markdown())
-    for (subset, target), group in agreement.groupby(["subset", "target"], sort=False):
-        print(f"\n{subset} (n={group['n'].iloc[0]}), target {target}")
-        print(group.sort_values("kendall_tau", ascending=False)[
-            ["signal", "kendall_tau", "spearman_rho", "ranked_first", "regret"]].round(3).to_markdown(index=False))
+    print_agreement(agreement)
 
 
 if __name__ == "__main__":

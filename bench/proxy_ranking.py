@@ -267,6 +267,14 @@ def front_margins(targets: pd.DataFrame, params: dict, paths: Paths) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def print_agreement(agreement: pd.DataFrame) -> None:
+    """Each (subset, target)'s signals, best Kendall tau first."""
+    for (subset, target), group in agreement.groupby(["subset", "target"], sort=False):
+        print(f"\n{subset} (n={group['n'].iloc[0]}), target {target}")
+        print(group.sort_values("kendall_tau", ascending=False)[
+            ["signal", "kendall_tau", "spearman_rho", "ranked_first", "regret"]].round(3).to_markdown(index=False))
+
+
 def pipeline_arguments(description: str, work: str) -> argparse.ArgumentParser:
     """A parser with the flags of a bench that reads the default pipeline's outputs and distils students."""
     parser = argparse.ArgumentParser(description=description)
@@ -315,10 +323,7 @@ def main() -> None:
     per_arch.loc[archs].to_csv(out / ARCHS_CSV, index_label="arch")
     pd.set_option("display.width", 200)
     print(per_arch.loc[archs].round(3).to_markdown())
-    for (subset, target), group in agreement.groupby(["subset", "target"], sort=False):
-        print(f"\n{subset} (n={group['n'].iloc[0]}), target {target}")
-        print(group.sort_values("kendall_tau", ascending=False)[
-            ["signal", "kendall_tau", "spearman_rho", "ranked_first", "regret"]].round(3).to_markdown(index=False))
+    print_agreement(agreement)
 
 
 if __name__ == "__main__":

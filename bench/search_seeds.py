@@ -1,0 +1,141 @@
+"""Does the default search beat the hand-crafted front at other seeds too? (#13)
+
+For each seed (the params' ``seed``: the search's strategy, its candidates' proxy distillation, distill_topk
+and the winner's full distillation; teachers, transfer and proxy sets stay the pipeline's), the ``search``
+and ``distill_topk`` stages run as the pipeline runs them (their own CLIs, on a copy of ``params.yaml`` with
+that seed, every output under ``--work``), and the first of distill_topk's ranking, the student
+``distill_full`` takes when every candidate meets the latency target, is distilled with the default recipe
+on every search task (:class:`proxy_ranking.TaskTeacher`, as ``distill_full`` and ``glue_distill``) and scored
+on each dev split.
+
+Its margin is its score minus the hand-crafted front's at its latency, on the GLUE score (x100, mean over the
+search tasks) and on the search task: the family's scores are the pipeline's ``baselines`` stages' (seed 0,
+``metrics/glue.json`` and ``metrics/evaluate.json``), and every latency, the winner's and the family's, is
+the latency profile's estimate (``results/latency_profile/predictor.json``, batch 32, eager), so a winner of a
+family member's shape is compared with that member exactly. The params' own seed is the pipeline's run:
+its ranking and its students' scores are read from ``results/`` and ``metrics/glue.json``, not rerun.
+
+Writes ``bench/out/search_seeds.csv`` (one row per seed and task) and ``search_seeds_summary.csv`` (one row
+per seed, and the mean and standard deviation over seeds). Run after `dvc repro`:
+    .venv/bin/python bench/search_seeds.py --seeds 0 1 2     # about 13 minutes per seed on 2 cores
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from proxy_ranking import AppendOnlyTable, Paths, TaskTeacher, pipeline_arguments
+
+from kdnas.device import resolve_compute
+from kdnas.evaluation.front import front_weights
+from kdnas.evaluation.glue_table import task_score
+from kdnas.io import read_json
+from kdnas.latency.predictor import LatencyPredictor
+from kdnas.models.arch import Arch
+from kdnas.task_params import search_tasks
+
+log = logging.getLogger("search_seeds")
+RUNS_CSV, SUMMARY_CSV = "search_seeds.csv", "search_seeds_summary.csv"
+
+
+def run_stage(stage: str, args: list[str]) -> None:
+    """One pipeline stage through its own CLI, as dvc.yaml runs it."""
+    subprocess.run([sys.executable, f"stages/{stage}.py", *args], check=True)
+
+
+def search_winner(params: dict, seed: int, results: Path, work: Path) -> dict:
+    """The search and distill_topk stages at ``seed``; distill_topk's first."""
+    folder = work / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    seeded = folder / "params.yaml"
+    seeded.write_text(yaml.safe_dump({**params, "seed": seed}, sort_keys=False))
+    shared = ["--params", str(seeded), "--teacher", str(results / "teacher/model"), "--proxies",
+              str(results / "proxies"), "--glue", str(results / "glue")]
+    if not (folder / "ranked.json").is_file():
+        run_stage("search", [*shared, "--latency-predictor", str(results / "latency_profile/predictor.json"),
+                             "--trials", str(folder / "trials.jsonl"), "--trials-csv", str(folder / "trials.csv"),
+                             "--ranked", str(folder / "ranked.json"), "--pareto", str(folder / "pareto.csv"),
+                             "--hypervolume", str(folder / "hypervolume.csv"), "--metrics", str(folder / "search.json")])
+    if not (folder / "ranking.json").is_file():
+        run_stage("distill_topk", [*shared, "--ranked", str(folder / "ranked.json"),
+                                   "--ranking", str(folder / "ranking.json")])
+    return read_json(folder / "ranking.json")[0]
+
+
+def front_margin(score: float, arch: str, family: dict[str, float], predictor: LatencyPredictor) -> tuple[float, float]:
+    """(the front's score at ``arch``'s estimated latency, the margin), on the family's estimated latencies."""
+    members = {key: (predictor.predict(Arch.from_key(key)), value) for key, value in family.items()}
+    weights, _ = front_weights(members, predictor.predict(Arch.from_key(arch)))
+    front = sum(weight * members[key][1] for key, weight in weights.items())
+    return front, score - front
+
+
+def main() -> None:
+    parser = pipeline_arguments(__doc__.splitlines()[0], "bench/work/search_seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="*", choices=["run", "analyse"], default=["run", "analyse"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    params = yaml.safe_load(Path(args.params).read_text())
+    results, metrics, out, work = Path(args.results), Path(args.metrics), Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = Paths(params, results, metrics)
+    tasks = search_tasks(params)
+    table = AppendOnlyTable(out / RUNS_CSV, ["seed", "task"])
+    if "run" in args.only:
+        compute = resolve_compute(params)
+        for seed in args.seeds:
+            if all(table.done(seed, task) for task in tasks):
+                continue
+            if seed == params["seed"]:  # the pipeline's own run: its ranking and its students' scores
+                winner = read_json(results / "distill_topk/ranking.json")[0]
+                glue = read_json(metrics / "glue.json")["tasks"]
+                for task in tasks:
+                    table.append({"seed": seed, "task": task, "arch": winner["arch"], "score": glue[task]["student"],
+                                  "topk_score": winner["score"], "search_speedup": winner["search_speedup"],
+                                  "train_seconds": None})
+                continue
+            winner = search_winner(params, seed, results, work)
+            log.info("seed %d: distill_topk ranks %s first", seed, winner["arch"])
+            for task in tasks:
+                if table.done(seed, task):
+                    continue
+                loaded = TaskTeacher.load(params, paths, task, compute)
+                _, scores, history, _ = loaded.distil(Arch.from_key(winner["arch"]), seed,
+                                                      work / f"seed{seed}" / "students" / task)
+                table.append({"seed": seed, "task": task, "arch": winner["arch"],
+                              "score": task_score(loaded.task, scores), "topk_score": winner["score"],
+                              "search_speedup": winner["search_speedup"],
+                              "train_seconds": round(history["seconds"], 1)})
+                compute.release()
+    if "analyse" not in args.only:
+        return
+    runs = table.frame()
+    predictor = LatencyPredictor.from_dict(read_json(results / "latency_profile/predictor.json"))
+    glue_family = read_json(metrics / "glue.json")["hand_crafted"]["glue"]["scores"]
+    task_family = read_json(metrics / "evaluate.json")["hand_crafted"]["scores"]
+    rows = []
+    for seed, group in runs.groupby("seed"):
+        arch = group["arch"].iloc[0]
+        scores = group.set_index("task")["score"]
+        row = {"seed": seed, "arch": arch, "glue_score": 100 * scores[tasks].mean(),
+               params["task"]: 100 * scores[params["task"]]}
+        for name, score, family in (("glue", scores[tasks].mean(), glue_family),
+                                    (params["task"], scores[params["task"]], task_family)):
+            front, margin = front_margin(score, arch, family, predictor)
+            row[f"{name}_front"], row[f"{name}_margin"] = 100 * front, 100 * margin
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    numeric = summary.drop(columns=["seed", "arch"])
+    summary = pd.concat([summary, pd.DataFrame([{"seed": "mean", "arch": "", **numeric.mean()},
+                                                {"seed": "std", "arch": "", **numeric.std(ddof=1)}])])
+    summary.to_csv(out / SUMMARY_CSV, index=False)
+    print(summary.round(2).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
