@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,6 +302,12 @@ def main() -> None:
     trials = pd.read_csv(results / "search/trials.csv").sort_values("score", ascending=False)
     archs = list(trials["arch"])
     full = AppendOnlyTable(out / FULL_CSV, ["arch", "task"])
+    foreign = set(full.frame()["arch"]) - set(archs)
+    if foreign:  # --out holds another search's students: mixing the two would rank a set nobody searched
+        print(f"{out / FULL_CSV} holds {len(foreign)} architectures that are not among "
+              f"{results / 'search/trials.csv'}'s trials (e.g. {sorted(foreign)[0]}): give another --out",
+              file=sys.stderr)
+        sys.exit(2)
     proxy = AppendOnlyTable(out / PROXY_CSV, ["arch", "budget", "seed"])
     if "full" in args.only:
         full_phase(params, paths, archs, full, Path(args.work))
