@@ -50,7 +50,7 @@ from kdnas.deploy.onnx_runtime import export_onnx
 from kdnas.device import resolve_compute
 from kdnas.distillation.training import seed_everything
 from kdnas.evaluation.baselines import hand_crafted_archs
-from kdnas.evaluation.front import front_weights
+from kdnas.evaluation.front import front_score
 from kdnas.evaluation.glue_table import task_score
 from kdnas.io import read_json, write_json
 from kdnas.latency.predictor import LatencyPredictor
@@ -205,8 +205,8 @@ def family_glue_scores(params: dict, paths: Paths) -> dict[str, float]:
 
 def glue_margin(family: dict[str, float], family_ms: pd.Series, score: float, ms: float) -> tuple[float, str]:
     """``score`` minus the hand-crafted front's GLUE score at ``ms`` (kdnas.evaluation.front's interpolation)."""
-    weights, where = front_weights({arch: (family_ms[arch], family[arch]) for arch in family}, ms)
-    return score - sum(w * family[arch] for arch, w in weights.items()), where
+    front, _, where = front_score({arch: (family_ms[arch], family[arch]) for arch in family}, ms)
+    return score - front, where
 
 
 def analyse(params: dict, paths: Paths, out: Path, name: str) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from kdnas.distillation.losses import attention_implementation
 from kdnas.distillation.recipe import distill_arch
 from kdnas.distillation.training import seed_everything
 from kdnas.evaluation.baselines import hand_crafted_archs
-from kdnas.evaluation.front import front_weights
+from kdnas.evaluation.front import front_score
 from kdnas.evaluation.glue_table import task_score
 from kdnas.evaluation.scoring import score_models
 from kdnas.io import read_json
@@ -260,8 +260,7 @@ def front_margins(targets: pd.DataFrame, params: dict, paths: Paths) -> pd.DataF
             continue
         for arch in targets.index:
             ms = predictor.predict(Arch.from_key(arch))
-            weights, where = front_weights(members, ms)
-            front = sum(w * members[k][1] for k, w in weights.items())
+            front, _, where = front_score(members, ms)
             rows.append({"arch": arch, "target": target, "estimated_speedup": predictor_json["teacher_latency_ms"] / ms,
                          "score": targets.loc[arch, target], "front": front,
                          "margin": targets.loc[arch, target] - front, "where": where})

@@ -31,7 +31,7 @@ import yaml
 from proxy_ranking import AppendOnlyTable, Paths, TaskTeacher, pipeline_arguments
 
 from kdnas.device import resolve_compute
-from kdnas.evaluation.front import front_weights
+from kdnas.evaluation.front import front_score
 from kdnas.evaluation.glue_table import task_score
 from kdnas.io import read_json
 from kdnas.latency.predictor import LatencyPredictor
@@ -69,8 +69,7 @@ def search_winner(params: dict, seed: int, results: Path, work: Path) -> dict:
 def front_margin(score: float, arch: str, family: dict[str, float], predictor: LatencyPredictor) -> tuple[float, float]:
     """(the front's score at ``arch``'s estimated latency, the margin), on the family's estimated latencies."""
     members = {key: (predictor.predict(Arch.from_key(key)), value) for key, value in family.items()}
-    weights, _ = front_weights(members, predictor.predict(Arch.from_key(arch)))
-    front = sum(weight * members[key][1] for key, weight in weights.items())
+    front, _, _ = front_score(members, predictor.predict(Arch.from_key(arch)))
     return front, score - front
 
 
@@ -87,7 +86,7 @@ def main() -> None:
     tasks = search_tasks(params)
     table = AppendOnlyTable(out / RUNS_CSV, ["seed", "task"])
     if "run" in args.only:
-        compute = resolve_compute(params)
+        winners = {}  # seed -> distill_topk's first, for the seeds still to distil
         for seed in args.seeds:
             if all(table.done(seed, task) for task in tasks):
                 continue
@@ -99,19 +98,22 @@ def main() -> None:
                                   "topk_score": winner["score"], "search_speedup": winner["search_speedup"],
                                   "train_seconds": None})
                 continue
-            winner = search_winner(params, seed, results, work)
-            log.info("seed %d: distill_topk ranks %s first", seed, winner["arch"])
-            for task in tasks:
-                if table.done(seed, task):
-                    continue
-                loaded = TaskTeacher.load(params, paths, task, compute)
+            winners[seed] = search_winner(params, seed, results, work)
+            log.info("seed %d: distill_topk ranks %s first", seed, winners[seed]["arch"])
+        compute = resolve_compute(params)
+        for task in tasks:  # each task's teacher and transfer rows loaded once for every seed
+            todo = {seed: winner for seed, winner in winners.items() if not table.done(seed, task)}
+            if not todo:
+                continue
+            loaded = TaskTeacher.load(params, paths, task, compute)
+            for seed, winner in todo.items():
                 _, scores, history, _ = loaded.distil(Arch.from_key(winner["arch"]), seed,
                                                       work / f"seed{seed}" / "students" / task)
                 table.append({"seed": seed, "task": task, "arch": winner["arch"],
                               "score": task_score(loaded.task, scores), "topk_score": winner["score"],
                               "search_speedup": winner["search_speedup"],
                               "train_seconds": round(history["seconds"], 1)})
-                compute.release()
+            compute.release()
     if "analyse" not in args.only:
         return
     runs = table.frame()

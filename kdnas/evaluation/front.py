@@ -54,6 +54,13 @@ def front_weights(points: dict[str, tuple[float, float]], latency_ms: float) -> 
     return {front[0]: 1.0}, "inside"  # a single-member front at exactly its latency
 
 
+def front_score(points: dict[str, tuple[float, float]], latency_ms: float) -> tuple[float, dict[str, float], str]:
+    """The front's score at ``latency_ms`` (linear between the two members around it), with
+    :func:`front_weights`' weights and position."""
+    weights, position = front_weights(points, latency_ms)
+    return sum(weight * points[name][1] for name, weight in weights.items()), weights, position
+
+
 def _rng(seed: int, task: str) -> np.random.Generator:
     # one stream per task: the tasks of a GLUE score are resampled independently of each other
     return np.random.default_rng([seed, zlib.crc32(task.encode())])
@@ -107,12 +114,11 @@ def compare(scores: dict[str, float], latency: LatencyTable, student_arch: str, 
         if missing:
             raise KdnasError(f"no eager latency at batch {size} for {', '.join(missing)}: rerun the latency stage")
         points = {arch: (ms[arch], scores[arch]) for arch in baselines}
-        weights, position = front_weights(points, ms[student_arch])
-        front_score = sum(w * scores[arch] for arch, w in weights.items())
+        front, weights, position = front_score(points, ms[student_arch])
         coefficients = {"student": 1.0, **{arch: -w for arch, w in weights.items()}}
         # the mean of T independently resampled tasks: variance sum over tasks / T^2
         se = math.sqrt(sum(standard_error(c, coefficients) ** 2 for c in covariances)) / len(covariances)
-        out[f"bs{size}"] = {"margin": scores["student"] - front_score, "se": se, "front_score": front_score,
+        out[f"bs{size}"] = {"margin": scores["student"] - front, "se": se, "front_score": front,
                             "student_score": scores["student"], "student_ms": ms[student_arch],
                             "position": position, "neighbours": weights, "front": pareto_front(points)}
     return out

@@ -179,9 +179,8 @@ def hand_crafted_start(params: dict, teacher_config, space: SearchSpace) -> list
         return []
     inside = set(space.archs)
     family = hand_crafted_archs(teacher_config, params["baselines"])
-    patterns = space.choices["layer_pattern"] if space.teacher_layers else ["uniform"]
     start = [with_layer_pattern(arch, pattern, space.teacher_layers) if pattern != "uniform" else arch
-             for pattern in dict.fromkeys(["uniform", *patterns]) for arch in family]
+             for pattern in dict.fromkeys(["uniform", *space.choices["layer_pattern"]]) for arch in family]
     return [arch for arch in dict.fromkeys(start) if arch in inside][: params["search"]["candidates"]]
 
 
