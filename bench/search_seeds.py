@@ -36,15 +36,26 @@ from kdnas.evaluation.glue_table import task_score
 from kdnas.io import read_json
 from kdnas.latency.predictor import LatencyPredictor
 from kdnas.models.arch import Arch
+from kdnas.pipeline.manifest import MANIFEST
 from kdnas.task_params import search_tasks
 
 log = logging.getLogger("search_seeds")
 RUNS_CSV, SUMMARY_CSV = "search_seeds.csv", "search_seeds_summary.csv"
 
 
-def run_stage(stage: str, args: list[str]) -> None:
-    """One pipeline stage through its own CLI, as dvc.yaml runs it."""
-    subprocess.run([sys.executable, f"stages/{stage}.py", *args], check=True)
+SEARCH_STAGES = ("search", "distill_topk")
+
+
+def run_stage(stage: str, params_path: Path, results: Path, folder: Path) -> None:
+    """One pipeline stage through its own CLI, with the flags the manifest gives it in dvc.yaml: the search
+    stages' outputs go to ``folder``, everything else is read from the pipeline's ``results``."""
+    produced = {arg.path for name in SEARCH_STAGES for arg in MANIFEST[name].outputs}
+    argv = ["--params", str(params_path)]
+    for arg in MANIFEST[stage].args:
+        if arg.flag is not None:
+            path = folder / Path(arg.path).name if arg.path in produced else results / Path(arg.path).relative_to("results")
+            argv += [f"--{arg.flag}", str(path)]
+    subprocess.run([sys.executable, f"stages/{stage}.py", *argv], check=True)
 
 
 def search_winner(params: dict, seed: int, results: Path, work: Path) -> dict:
@@ -53,16 +64,9 @@ def search_winner(params: dict, seed: int, results: Path, work: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     seeded = folder / "params.yaml"
     seeded.write_text(yaml.safe_dump({**params, "seed": seed}, sort_keys=False))
-    shared = ["--params", str(seeded), "--teacher", str(results / "teacher/model"), "--proxies",
-              str(results / "proxies"), "--glue", str(results / "glue")]
-    if not (folder / "ranked.json").is_file():
-        run_stage("search", [*shared, "--latency-predictor", str(results / "latency_profile/predictor.json"),
-                             "--trials", str(folder / "trials.jsonl"), "--trials-csv", str(folder / "trials.csv"),
-                             "--ranked", str(folder / "ranked.json"), "--pareto", str(folder / "pareto.csv"),
-                             "--hypervolume", str(folder / "hypervolume.csv"), "--metrics", str(folder / "search.json")])
-    if not (folder / "ranking.json").is_file():
-        run_stage("distill_topk", [*shared, "--ranked", str(folder / "ranked.json"),
-                                   "--ranking", str(folder / "ranking.json")])
+    for stage, last_output in zip(SEARCH_STAGES, ("ranked.json", "ranking.json")):
+        if not (folder / last_output).is_file():  # a stage already run at this seed is not run again
+            run_stage(stage, seeded, results, folder)
     return read_json(folder / "ranking.json")[0]
 
 
