@@ -6,7 +6,9 @@ before the students converge: at lr 1e-4 its STS-B Pearson is 0.25-0.38 where fu
 architectures of ``bench/proxy_ranking.py`` (whose full-distillation targets, ``proxy_ranking_full.csv``, it
 reuses) at one budget with the learning rate changed, and sets the new signal beside the old ones against the
 same targets (Kendall's tau, Spearman's rho and regret, over all of them and over the best by the search's
-proxy), with that bench's own functions.
+proxy), with that bench's own functions. Score signals are rescored over the params' search tasks from their
+per-task scores (``proxy_ranking.rescored``), so rows scored beside a task the default has since dropped (RTE,
+2026-12-07) still rank today's multi-task score, against today's GLUE score.
 
     .venv/bin/python bench/proxy_lr.py --budget topk --lr 5e-4      # about 10 minutes on 2 cores
     .venv/bin/python bench/proxy_lr.py --only analyse
@@ -29,8 +31,11 @@ from proxy_ranking import (
     print_agreement,
     proxy_phase,
     rank_agreement,
+    rescored,
     targets_table,
+    teacher_proxy_scores,
 )
+from proxy_ranking import PROXY_CSV as RANKING_PROXY_CSV
 
 log = logging.getLogger("proxy_lr")
 PROXY_CSV, RANKING_CSV = "proxy_lr_proxy.csv", "proxy_lr.csv"
@@ -64,12 +69,27 @@ def main() -> None:
                         label=f"{args.budget}_lr{lr:g}")
     if "analyse" not in args.only:
         return
-    new = table.frame()
-    signals = archs_table[[c for c in ("proxy", "proxy_kd_loss", "proxy_topk", "proxy_topk_kd_loss")
-                           if c in archs_table]].copy()
-    for label, rows in new.groupby("budget"):
-        rows = rows.set_index("arch")
-        signals[f"proxy_{label}"], signals[f"proxy_{label}_kd_loss"] = rows["score"], -rows["kd_loss"]
+    # every score signal rescored over today's search tasks from its per-task scores: the rows may have been
+    # scored with other tasks beside them (RTE, before 2026-12-07); a mean distillation loss cannot be split
+    # by task, so it is kept only when the rows' tasks are today's
+    teacher = teacher_proxy_scores(params, paths)
+    earlier = pd.read_csv(out / RANKING_PROXY_CSV)
+    rows = pd.concat([earlier[(earlier["budget"] == "topk") & (earlier["seed"] == params["seed"])], table.frame()])
+    scored_on = {c.removeprefix("score_") for c in rows if c.startswith("score_")}
+    same_tasks = scored_on == set(teacher)
+    if not same_tasks:
+        print(f"proxy rows scored on {sorted(scored_on)}, rescored over {sorted(teacher)}; "
+              "distillation-loss signals left out")
+    signals = pd.DataFrame(index=archs_table.index)
+    signals["proxy"] = rescored(archs_table, teacher, prefix="proxy_")
+    if same_tasks:
+        signals["proxy_kd_loss"] = archs_table["proxy_kd_loss"]
+    for label, group in rows.groupby("budget", sort=False):
+        group = group.set_index("arch")
+        signals[f"proxy_{label}"] = rescored(group, teacher)
+        if same_tasks:
+            signals[f"proxy_{label}_kd_loss"] = -group["kd_loss"]
+    archs = list(signals["proxy"].sort_values(ascending=False).index)  # the search's order over today's tasks
     targets = targets_table(pd.read_csv(out / FULL_CSV), paths, params)
     agreement = rank_agreement(signals, targets, {"all": archs, f"top{args.top}": archs[: args.top]})
     agreement.to_csv(out / RANKING_CSV, index=False)

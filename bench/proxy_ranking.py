@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 from scipy.stats import kendalltau, spearmanr
 
-from kdnas.data.logit_tables import load_encoded
+from kdnas.data.logit_tables import load_encoded, read_logit_table
 from kdnas.data.tasks import Task, task_of
 from kdnas.device import resolve_compute
 from kdnas.distillation.losses import attention_implementation
@@ -42,12 +42,13 @@ from kdnas.distillation.training import seed_everything
 from kdnas.evaluation.baselines import hand_crafted_archs
 from kdnas.evaluation.front import front_score
 from kdnas.evaluation.glue_table import task_score
+from kdnas.evaluation.metrics import glue_metrics
 from kdnas.evaluation.scoring import score_models
 from kdnas.io import read_json
 from kdnas.latency.predictor import LatencyPredictor
 from kdnas.models.arch import Arch
 from kdnas.models.loading import load_model_and_tokenizer, save_model
-from kdnas.search.proxy_tasks import distill_on_sets, load_proxy_sets
+from kdnas.search.proxy_tasks import distill_on_sets, load_proxy_sets, relative_mean
 from kdnas.task_params import search_tasks, task_params
 
 log = logging.getLogger("proxy_ranking")
@@ -226,6 +227,24 @@ def targets_table(full: pd.DataFrame, paths: Paths, params: dict) -> pd.DataFram
         out["full_glue"] = 100 * complete[tasks].mean(axis=1)
         out["full_relative"] = sum(complete[t].clip(lower=0) / teacher[t] for t in tasks) / len(tasks)
     return out
+
+
+def teacher_proxy_scores(params: dict, paths: Paths) -> dict[str, float]:
+    """Each search task's teacher's main metric on its proxy-dev rows: what the multi-task score divides by."""
+    scores = {}
+    for name in search_tasks(params):
+        task = task_of(run_params(params, name))
+        frame, logits = read_logit_table(paths.results / "proxies" / name / "dev.parquet")
+        scores[name] = glue_metrics(task, frame["label"].to_numpy(), logits)[task.main_metric]
+    return scores
+
+
+def rescored(rows: pd.DataFrame, teacher: dict[str, float], prefix: str = "score_") -> pd.Series:
+    """Each row's multi-task score over ``teacher``'s tasks, from its raw per-task scores (``<prefix><task>``
+    columns): the search's score (:func:`kdnas.search.proxy_tasks.relative_mean`) for today's search tasks,
+    whatever tasks the rows were scored on beside them. Each task's proxy distillation is seeded by the
+    architecture alone, so a task's score does not depend on which other tasks were scored."""
+    return rows.apply(lambda row: relative_mean({t: row[f"{prefix}{t}"] for t in teacher}, teacher), axis=1)
 
 
 def rank_agreement(signals: pd.DataFrame, targets: pd.DataFrame, subsets: dict[str, list[str]]) -> pd.DataFrame:

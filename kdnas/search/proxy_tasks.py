@@ -86,6 +86,12 @@ def load_proxy_sets(params: dict, block: str, teacher: str | Path, proxies: str 
     return sets
 
 
+def relative_mean(scores: dict[str, float], teacher_scores: dict[str, float]) -> float:
+    """The multi-task score: the mean over ``teacher_scores``' tasks of the candidate's score relative to the
+    teacher's on the same rows (a negative score, a Matthews below 0, counts as 0)."""
+    return sum(max(scores[name], 0.0) / teacher for name, teacher in teacher_scores.items()) / len(teacher_scores)
+
+
 def combine(results: dict[str, dict], sets: list[ProxySet]) -> dict:
     """One result from each task's: the search task's metrics as they are, ``score_<task>`` (raw main metric)
     and ``relative_<task>`` per task, and ``score`` = the mean relative score (a negative score counts as 0),
@@ -94,11 +100,11 @@ def combine(results: dict[str, dict], sets: list[ProxySet]) -> dict:
     combined = dict(results[main.name])
     if len(sets) == 1:
         return combined
-    relative = {s.name: max(results[s.name]["score"], 0.0) / s.teacher_score for s in sets}
+    scores = {s.name: results[s.name]["score"] for s in sets}
     for s in sets:
-        combined[f"score_{s.name}"] = results[s.name]["score"]
-        combined[f"relative_{s.name}"] = relative[s.name]
-    combined["score"] = sum(relative.values()) / len(relative)
+        combined[f"score_{s.name}"] = scores[s.name]
+        combined[f"relative_{s.name}"] = relative_mean({s.name: scores[s.name]}, {s.name: s.teacher_score})
+    combined["score"] = relative_mean(scores, {s.name: s.teacher_score for s in sets})
     combined["kd_loss"] = sum(r["kd_loss"] for r in results.values()) / len(results)
     combined["train_seconds"] = sum(r["train_seconds"] for r in results.values())
     return combined
