@@ -9,15 +9,18 @@ on every search task (:class:`proxy_ranking.TaskTeacher`, as ``distill_full`` an
 on each dev split.
 
 Its margin is its score minus the hand-crafted front's at its latency, on the GLUE score (x100, mean over the
-search tasks) and on the search task: the family's scores are the pipeline's ``baselines`` stages' (seed 0,
-``metrics/glue.json`` and ``metrics/evaluate.json``), and every latency, the winner's and the family's, is
-the latency profile's estimate (``results/latency_profile/predictor.json``, batch 32, eager), so a winner of a
-family member's shape is compared with that member exactly. The params' own seed is the pipeline's run:
-its ranking and its students' scores are read from ``results/`` and ``metrics/glue.json``, not rerun.
+search tasks) and on the search task, against two fronts: the family distilled at the same seed (each
+member with the default recipe, as the ``baselines`` stages build it; ``search_seeds_family.csv``), and the
+pipeline's own family (the params seed, ``metrics/glue.json`` and ``metrics/evaluate.json``), which the
+pipeline reports. Every latency, the winner's and the family's, is the latency profile's estimate
+(``results/latency_profile/predictor.json``, batch 32, eager), so a winner of a family member's shape is
+compared with that member exactly. The params' own seed is the pipeline's run: its ranking, its students'
+and its family's scores are read from ``results/`` and ``metrics/``, not rerun.
 
-Writes ``bench/out/search_seeds.csv`` (one row per seed and task) and ``search_seeds_summary.csv`` (one row
-per seed, and the mean and standard deviation over seeds). Run after `dvc repro`:
-    .venv/bin/python bench/search_seeds.py --seeds 0 1 2     # about 13 minutes per seed on 2 cores
+Writes ``bench/out/search_seeds.csv`` (one row per seed and task), ``search_seeds_family.csv`` (one row per
+seed, task and family member) and ``search_seeds_summary.csv`` (one row per seed, and the mean and standard
+deviation over seeds). Run after `dvc repro`:
+    .venv/bin/python bench/search_seeds.py --seeds 0 1 2     # about 30 minutes per seed on 2 cores
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ import yaml
 from proxy_ranking import AppendOnlyTable, Paths, TaskTeacher, pipeline_arguments
 
 from kdnas.device import resolve_compute
+from kdnas.evaluation.baselines import hand_crafted_archs
 from kdnas.evaluation.front import front_score
 from kdnas.evaluation.glue_table import task_score
 from kdnas.io import read_json
@@ -40,7 +44,7 @@ from kdnas.pipeline.manifest import MANIFEST
 from kdnas.task_params import search_tasks
 
 log = logging.getLogger("search_seeds")
-RUNS_CSV, SUMMARY_CSV = "search_seeds.csv", "search_seeds_summary.csv"
+RUNS_CSV, FAMILY_CSV, SUMMARY_CSV = "search_seeds.csv", "search_seeds_family.csv", "search_seeds_summary.csv"
 
 
 SEARCH_STAGES = ("search", "distill_topk")
@@ -77,10 +81,33 @@ def front_margin(score: float, arch: str, family: dict[str, float], predictor: L
     return front, score - front
 
 
+def family_scores(seed: int, params: dict, tasks: list[str], metrics: Path, family: pd.DataFrame) -> dict:
+    """task -> {member: dev score} of the hand-crafted family at ``seed``: the pipeline's ``baselines`` stages'
+    for the params seed, this bench's own distillations for any other."""
+    if seed == params["seed"]:
+        return {task: read_json(metrics / ("evaluate.json" if task == params["task"] else f"glue/{task}/evaluate.json"))
+                ["hand_crafted"]["scores"] for task in tasks}
+    rows = family[family["seed"] == seed]
+    return {task: dict(zip(group["arch"], group["score"])) for task, group in rows.groupby("task")}
+
+
+def margins(seed: int, arch: str, scores: pd.Series, family: dict, params: dict, tasks: list[str],
+            predictor: LatencyPredictor) -> dict:
+    """The winner's front and margin on the GLUE score and on the search task against ``family``."""
+    members = set.intersection(*(set(family.get(task, {})) for task in tasks))
+    glue_family = {m: sum(family[task][m] for task in tasks) / len(tasks) for m in members}
+    out = {}
+    for name, score, by_member in (("glue", scores[tasks].mean(), glue_family),
+                                   (params["task"], scores[params["task"]], family[params["task"]])):
+        front, margin = front_margin(score, arch, by_member, predictor)
+        out[f"{name}_front"], out[f"{name}_margin"] = 100 * front, 100 * margin
+    return out
+
+
 def main() -> None:
     parser = pipeline_arguments(__doc__.splitlines()[0], "bench/work/search_seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", nargs="*", choices=["run", "analyse"], default=["run", "analyse"])
+    parser.add_argument("--only", nargs="*", choices=["run", "family", "analyse"], default=["run", "family", "analyse"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     params = yaml.safe_load(Path(args.params).read_text())
@@ -89,8 +116,9 @@ def main() -> None:
     paths = Paths(params, results, metrics)
     tasks = search_tasks(params)
     table = AppendOnlyTable(out / RUNS_CSV, ["seed", "task"])
+    family_table = AppendOnlyTable(out / FAMILY_CSV, ["seed", "task", "arch"])
+    winners = {}  # seed -> distill_topk's first, for the seeds still to distil
     if "run" in args.only:
-        winners = {}  # seed -> distill_topk's first, for the seeds still to distil
         for seed in args.seeds:
             if all(table.done(seed, task) for task in tasks):
                 continue
@@ -104,42 +132,50 @@ def main() -> None:
                 continue
             winners[seed] = search_winner(params, seed, results, work)
             log.info("seed %d: distill_topk ranks %s first", seed, winners[seed]["arch"])
-        compute = resolve_compute(params)
-        for task in tasks:  # each task's teacher and transfer rows loaded once for every seed
-            todo = {seed: winner for seed, winner in winners.items() if not table.done(seed, task)}
-            if not todo:
-                continue
-            loaded = TaskTeacher.load(params, paths, task, compute)
-            for seed, winner in todo.items():
-                _, scores, history, _ = loaded.distil(Arch.from_key(winner["arch"]), seed,
-                                                      work / f"seed{seed}" / "students" / task)
-                table.append({"seed": seed, "task": task, "arch": winner["arch"],
-                              "score": task_score(loaded.task, scores), "topk_score": winner["score"],
-                              "search_speedup": winner["search_speedup"],
-                              "train_seconds": round(history["seconds"], 1)})
-            compute.release()
+    family_seeds = [seed for seed in args.seeds if seed != params["seed"]] if "family" in args.only else []
+    compute = resolve_compute(params)
+    for task in tasks:  # each task's teacher and transfer rows loaded once for every seed
+        todo = [(seed, winner["arch"], table, {"topk_score": winner["score"],
+                                               "search_speedup": winner["search_speedup"]})
+                for seed, winner in winners.items() if not table.done(seed, task)]
+        todo += [(seed, arch.key, family_table, {}) for seed in family_seeds
+                 for arch in hand_crafted_archs(read_json(paths.teacher(task) / "config.json"), params["baselines"])
+                 if not family_table.done(seed, task, arch.key)]
+        if not todo:
+            continue
+        loaded = TaskTeacher.load(params, paths, task, compute)
+        for seed, arch, into, extra in todo:
+            folder = work / f"seed{seed}" / ("students" if into is table else "family") / task
+            _, scores, history, _ = loaded.distil(Arch.from_key(arch), seed, folder)
+            into.append({"seed": seed, "task": task, "arch": arch, "score": task_score(loaded.task, scores), **extra,
+                         "train_seconds": round(history["seconds"], 1)})
+            log.info("seed %d %s %s: %.4f", seed, task, arch, task_score(loaded.task, scores))
+        compute.release()
     if "analyse" not in args.only:
         return
-    runs = table.frame()
+    runs, family = table.frame(), family_table.frame()
+    if runs.empty:
+        sys.exit(f"{out / RUNS_CSV} holds no runs yet: run with --only run first")
     predictor = LatencyPredictor.from_dict(read_json(results / "latency_profile/predictor.json"))
-    glue_family = read_json(metrics / "glue.json")["hand_crafted"]["glue"]["scores"]
-    task_family = read_json(metrics / "evaluate.json")["hand_crafted"]["scores"]
+    pipeline_family = family_scores(params["seed"], params, tasks, metrics, family)
     rows = []
     for seed, group in runs.groupby("seed"):
         arch = group["arch"].iloc[0]
         scores = group.set_index("task")["score"]
         row = {"seed": seed, "arch": arch, "glue_score": 100 * scores[tasks].mean(),
                params["task"]: 100 * scores[params["task"]]}
-        for name, score, family in (("glue", scores[tasks].mean(), glue_family),
-                                    (params["task"], scores[params["task"]], task_family)):
-            front, margin = front_margin(score, arch, family, predictor)
-            row[f"{name}_front"], row[f"{name}_margin"] = 100 * front, 100 * margin
+        same_seed = family_scores(seed, params, tasks, metrics, family)
+        if all(len(same_seed.get(task, {})) == len(pipeline_family[task]) for task in tasks):
+            row.update(margins(seed, arch, scores, same_seed, params, tasks, predictor))
+        row.update({f"{key}_pipeline_family": value for key, value in
+                    margins(seed, arch, scores, pipeline_family, params, tasks, predictor).items()})
         rows.append(row)
     summary = pd.DataFrame(rows)
     numeric = summary.drop(columns=["seed", "arch"])
     summary = pd.concat([summary, pd.DataFrame([{"seed": "mean", "arch": "", **numeric.mean()},
                                                 {"seed": "std", "arch": "", **numeric.std(ddof=1)}])])
     summary.to_csv(out / SUMMARY_CSV, index=False)
+    pd.set_option("display.width", 250)
     print(summary.round(2).to_markdown(index=False))
 
 
