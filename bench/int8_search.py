@@ -24,7 +24,8 @@ and measured int8 speed-ups, each task's int8 dev score and the GLUE score), ``i
 and ``int8_search_profile.json`` (the int8 latency predictor and its held-out fit). The eager route is the
 default search at each seed, so each of its winners is also set against the hand-crafted front (#13): its
 eager GLUE score minus the front's at its measured eager latency, the family's scores being the pipeline's
-(``baselines`` stages, seed 0) and its latencies timed in this bench's run.
+(``baselines`` stages, seed 0; recorded in ``<name>_family.csv`` by the time phase, so ``analyse`` gives the
+same margins after the pipeline moves on) and its latencies timed in this bench's run.
 
 Phases (``--only``): profile and time measure latency, so run them alone on the cores; search and distill
 append as they go and resume. Run after `dvc repro`:
@@ -70,6 +71,7 @@ INT8 = "onnxruntime-int8"
 ROUTES = ("eager", "int8")
 PROFILE_JSON, SCORES_CSV = "int8_search_profile.json", "int8_search_scores.csv"  # shared by every --name
 WINNERS_CSV, LATENCY_CSV, RUNS_CSV, SUMMARY_CSV = "{}_winners.csv", "{}_latency.csv", "{}.csv", "{}_summary.csv"
+FAMILY_CSV = "{}_family.csv"  # the hand-crafted students' dev scores when the family was timed
 
 
 def estimated_speedup(predictor: dict, arch: Arch) -> float:
@@ -185,7 +187,10 @@ def distill_phase(params: dict, paths: Paths, work: Path, winners: pd.DataFrame,
 
 
 def time_phase(params: dict, paths: Paths, out: Path, name: str, archs: list[str]) -> None:
-    """The winners, the hand-crafted family (for the margins) and the teacher, timed as the latency stage does."""
+    """The winners, the hand-crafted family (for the margins) and the teacher, timed as the latency stage does;
+    the family's dev scores are recorded beside its latencies, so a later ``analyse`` does not read whatever the
+    pipeline's metrics say by then."""
+    family_scores(params, paths).to_csv(out / FAMILY_CSV.format(name), index=False)
     teacher, _ = load_model_and_tokenizer(paths.teacher(params["task"]))
     cfg = {**params["latency"], "backends": ["eager", INT8]}
     family = [a for a in hand_crafted_archs(teacher.config, params["baselines"]) if a.key not in archs]
@@ -194,13 +199,22 @@ def time_phase(params: dict, paths: Paths, out: Path, name: str, archs: list[str
     table.to_csv(out / LATENCY_CSV.format(name), index=False)
 
 
-def family_glue_scores(params: dict, paths: Paths) -> dict[str, float]:
-    """The hand-crafted students' GLUE score (x100) over the search tasks, from the pipeline's evaluate metrics."""
-    per_task = []
+def family_scores(params: dict, paths: Paths) -> pd.DataFrame:
+    """The hand-crafted students' dev score on each search task (task, arch, score), from the pipeline's metrics."""
+    rows = []
     for name in search_tasks(params):
         path = paths.metrics / ("evaluate.json" if name == params["task"] else f"glue/{name}/evaluate.json")
-        per_task.append(read_json(path)["hand_crafted"]["scores"])
-    return {arch: 100 * sum(scores[arch] for scores in per_task) / len(per_task) for arch in per_task[0]}
+        rows += [{"task": name, "arch": arch, "score": score}
+                 for arch, score in read_json(path)["hand_crafted"]["scores"].items()]
+    return pd.DataFrame(rows)
+
+
+def family_glue_scores(out: Path, name: str) -> dict[str, float]:
+    """The hand-crafted students' GLUE score (x100) over the tasks recorded when the family was timed."""
+    path = out / FAMILY_CSV.format(name)
+    if not path.is_file():
+        raise SystemExit(f"{path}: missing; run --only time first (it records the family's scores)")
+    return (100 * pd.read_csv(path).groupby("arch")["score"].mean()).to_dict()
 
 
 def glue_margin(family: dict[str, float], family_ms: pd.Series, score: float, ms: float) -> tuple[float, str]:
@@ -215,7 +229,7 @@ def analyse(params: dict, paths: Paths, out: Path, name: str) -> pd.DataFrame:
     latency = pd.read_csv(out / LATENCY_CSV.format(name))
     speedup = latency.pivot_table(index="model", columns=["backend", "batch_size"], values="speedup_vs_eager")
     eager_ms = latency[latency.backend == "eager"].pivot(index="model", columns="batch_size", values="median_ms")
-    family = family_glue_scores(params, paths)
+    family = family_glue_scores(out, name)
     rows = []
     for winner in winners.itertuples(index=False):
         mine = scores[(scores.arch == winner.arch) & (scores.seed == winner.seed)].set_index("task")
