@@ -176,3 +176,28 @@ def test_an_int8_search_backend_profiles_the_quantised_graphs_against_the_eager_
     # speed-ups stay over the fp32 teacher in eager PyTorch, timed on its own
     assert profile.teacher_latency_ms != profile.teacher_backend_ms
     assert profile.to_json()["teacher_latency_ms"] == profile.teacher_latency_ms
+
+
+def test_students_of_one_shape_are_timed_once_and_share_their_row(monkeypatch):
+    import kdnas.pipeline.latency as stage
+
+    timed_models = []
+    real = stage.measure_on_backend
+
+    def spy(models, *args, **kwargs):
+        timed_models.append(sorted(models))
+        return real(models, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "measure_on_backend", spy)
+    teacher = _bert(6, hidden=128, heads=4, ffn=512)
+    uniform, early_last, shallow = Arch(3, 128, 4, 256), Arch(3, 128, 4, 256, (1, 2, 5)), Arch(2, 128, 4, 256, (1, 5))
+    cfg = {"backends": ["eager"], "batch_sizes": [1, 4], "seq_len": 16, "threads": 1, "warmup": 1, "repeats": 3}
+    table = stage.latency_table(teacher, [early_last, uniform, shallow], cfg, init="inherit")
+
+    # one timing per shape: the 3-layer shape once for both layer sets, the 2-layer shape under its shape's name
+    assert timed_models == [sorted(["teacher", uniform.key, shallow.shape.key])] * 2
+    assert sorted(table["model"].unique()) == sorted(["teacher", early_last.key, uniform.key, shallow.key])
+    for batch_size, rows in table.groupby("batch_size"):
+        rows = rows.set_index("model")
+        assert rows.loc[early_last.key].equals(rows.loc[uniform.key])
+        assert rows.loc[shallow.key, "median_ms"] != rows.loc[uniform.key, "median_ms"]
