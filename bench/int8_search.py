@@ -223,7 +223,7 @@ def glue_margin(family: dict[str, float], family_ms: pd.Series, score: float, ms
     return score - front, where
 
 
-def analyse(params: dict, paths: Paths, out: Path, name: str) -> pd.DataFrame:
+def analyse(params: dict, out: Path, name: str) -> pd.DataFrame:
     winners = pd.read_csv(out / WINNERS_CSV.format(name))
     scores = pd.read_csv(out / SCORES_CSV)
     latency = pd.read_csv(out / LATENCY_CSV.format(name))
@@ -295,7 +295,7 @@ def main() -> None:
     if "time" in args.only:
         time_phase(params, paths, out, name, sorted(set(chosen.arch)))
     if "analyse" in args.only:
-        analyse(params, paths, out, name)
+        analyse(params, out, name)
 
 
 if __name__ == "__main__":
