@@ -201,12 +201,8 @@ def time_phase(params: dict, paths: Paths, out: Path, name: str, archs: list[str
 
 def family_scores(params: dict, paths: Paths) -> pd.DataFrame:
     """The hand-crafted students' dev score on each search task (task, arch, score), from the pipeline's metrics."""
-    rows = []
-    for name in search_tasks(params):
-        path = paths.metrics / ("evaluate.json" if name == params["task"] else f"glue/{name}/evaluate.json")
-        rows += [{"task": name, "arch": arch, "score": score}
-                 for arch, score in read_json(path)["hand_crafted"]["scores"].items()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"task": name, "arch": arch, "score": score} for name in search_tasks(params)
+                         for arch, score in paths.hand_crafted_scores(name).items()])
 
 
 def family_glue_scores(out: Path, name: str) -> dict[str, float]:

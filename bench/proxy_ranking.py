@@ -77,9 +77,16 @@ class Paths:
     def baseline(self, task: str, arch: str) -> Path:
         return self.results / ("baselines" if self._is_search_task(task) else f"glue/{task}/baselines") / "models" / arch
 
+    def evaluate_metrics(self, task: str) -> dict:
+        """The task's ``evaluate`` (or ``glue_evaluate``) metrics file."""
+        return read_json(self.metrics / ("evaluate.json" if self._is_search_task(task) else f"glue/{task}/evaluate.json"))
+
     def teacher_metrics(self, task: str) -> dict:
-        path = self.metrics / ("evaluate.json" if self._is_search_task(task) else f"glue/{task}/evaluate.json")
-        return read_json(path)["teacher"]
+        return self.evaluate_metrics(task)["teacher"]
+
+    def hand_crafted_scores(self, task: str) -> dict[str, float]:
+        """{member: dev score} of the pipeline's hand-crafted students on ``task``."""
+        return self.evaluate_metrics(task)["hand_crafted"]["scores"]
 
 
 def run_params(params: dict, task: str) -> dict:

@@ -11,8 +11,8 @@ on each dev split.
 Its margin is its score minus the hand-crafted front's at its latency, on the GLUE score (x100, mean over the
 search tasks) and on the search task, against two fronts: the family distilled at the same seed (each
 member with the default recipe, as the ``baselines`` stages build it; ``search_seeds_family.csv``), and the
-pipeline's own family (the params seed, ``metrics/glue.json`` and ``metrics/evaluate.json``), which the
-pipeline reports. Every latency, the winner's and the family's, is the latency profile's estimate
+pipeline's own family (the params seed, ``metrics/evaluate.json`` and ``metrics/glue/<task>/evaluate.json``),
+which the pipeline reports. Every latency, the winner's and the family's, is the latency profile's estimate
 (``results/latency_profile/predictor.json``, batch 32, eager), so a winner of a family member's shape is
 compared with that member exactly. The params' own seed is the pipeline's run: its ranking, its students'
 and its family's scores are read from ``results/`` and ``metrics/``, not rerun.
@@ -81,12 +81,11 @@ def front_margin(score: float, arch: str, family: dict[str, float], predictor: L
     return front, score - front
 
 
-def family_scores(seed: int, params: dict, tasks: list[str], metrics: Path, family: pd.DataFrame) -> dict:
+def family_scores(seed: int, params: dict, tasks: list[str], paths: Paths, family: pd.DataFrame) -> dict:
     """task -> {member: dev score} of the hand-crafted family at ``seed``: the pipeline's ``baselines`` stages'
     for the params seed, this bench's own distillations for any other."""
     if seed == params["seed"]:
-        return {task: read_json(metrics / ("evaluate.json" if task == params["task"] else f"glue/{task}/evaluate.json"))
-                ["hand_crafted"]["scores"] for task in tasks}
+        return {task: paths.hand_crafted_scores(task) for task in tasks}
     rows = family[family["seed"] == seed]
     return {task: dict(zip(group["arch"], group["score"])) for task, group in rows.groupby("task")}
 
@@ -138,8 +137,9 @@ def main() -> None:
         todo = [(seed, winner["arch"], table, {"topk_score": winner["score"],
                                                "search_speedup": winner["search_speedup"]})
                 for seed, winner in winners.items() if not table.done(seed, task)]
-        todo += [(seed, arch.key, family_table, {}) for seed in family_seeds
-                 for arch in hand_crafted_archs(read_json(paths.teacher(task) / "config.json"), params["baselines"])
+        members = hand_crafted_archs(read_json(paths.teacher(task) / "config.json"), params["baselines"]) \
+            if family_seeds else []
+        todo += [(seed, arch.key, family_table, {}) for seed in family_seeds for arch in members
                  if not family_table.done(seed, task, arch.key)]
         if not todo:
             continue
@@ -147,9 +147,10 @@ def main() -> None:
         for seed, arch, into, extra in todo:
             folder = work / f"seed{seed}" / ("students" if into is table else "family") / task
             _, scores, history, _ = loaded.distil(Arch.from_key(arch), seed, folder)
-            into.append({"seed": seed, "task": task, "arch": arch, "score": task_score(loaded.task, scores), **extra,
+            score = task_score(loaded.task, scores)
+            into.append({"seed": seed, "task": task, "arch": arch, "score": score, **extra,
                          "train_seconds": round(history["seconds"], 1)})
-            log.info("seed %d %s %s: %.4f", seed, task, arch, task_score(loaded.task, scores))
+            log.info("seed %d %s %s: %.4f", seed, task, arch, score)
         compute.release()
     if "analyse" not in args.only:
         return
@@ -157,14 +158,14 @@ def main() -> None:
     if runs.empty:
         sys.exit(f"{out / RUNS_CSV} holds no runs yet: run with --only run first")
     predictor = LatencyPredictor.from_dict(read_json(results / "latency_profile/predictor.json"))
-    pipeline_family = family_scores(params["seed"], params, tasks, metrics, family)
+    pipeline_family = family_scores(params["seed"], params, tasks, paths, family)
     rows = []
     for seed, group in runs.groupby("seed"):
         arch = group["arch"].iloc[0]
         scores = group.set_index("task")["score"]
         row = {"seed": seed, "arch": arch, "glue_score": 100 * scores[tasks].mean(),
                params["task"]: 100 * scores[params["task"]]}
-        same_seed = family_scores(seed, params, tasks, metrics, family)
+        same_seed = family_scores(seed, params, tasks, paths, family)
         if all(len(same_seed.get(task, {})) == len(pipeline_family[task]) for task in tasks):
             row.update(margins(seed, arch, scores, same_seed, params, tasks, predictor))
         row.update({f"{key}_pipeline_family": value for key, value in
