@@ -147,7 +147,8 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
     for name, param in list(model.named_parameters()) + list(loss.named_parameters()):
         (no_decay if param.ndim < 2 else decay).append(param)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr,
+                                  fused=compute.fused_optimizer or None)
     scaler = compute.grad_scaler()
     steps_per_epoch = math.ceil(len(data) / batch_size)
     total = steps_per_epoch * epochs
