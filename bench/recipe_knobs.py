@@ -14,7 +14,10 @@ knobs and their values are fixed here, before any run, so that the dev split sco
   most of which the teacher, fine-tuned on ``data.train_size`` rows, never saw);
 - ``epochs``: two passes over the transfer set instead of one;
 - ``transfer``: twice the transfer rows (``transfer.size``), the teacher's logits computed once on the new set
-  by the transfer stage's own code and cached under ``bench/work/recipe_knobs/``.
+  by the transfer stage's own code and cached under ``bench/work/recipe_knobs/``;
+- ``frozen_word_embeddings`` (added 2026-12-07): the student's word embeddings, inherited from the teacher,
+  kept as they are (11.7M of the default student's 14.7M parameters: no gradient, no update), which makes a
+  step cheaper. No params key does this yet: the bench freezes them around the recipe's own student.
 
 A knob that a task's own overrides fix (the fan-out tasks' ``transfer.size``) is not run for that task.
 Writes ``bench/out/recipe_knobs.csv`` (one row per variant, task and seed: dev metric, training seconds) and
@@ -29,7 +32,9 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import yaml
@@ -41,6 +46,7 @@ from proxy_ranking import (
     run_params,
 )
 
+import kdnas.distillation.recipe
 from kdnas.data.logit_tables import load_encoded
 from kdnas.data.tasks import task_of
 from kdnas.device import resolve_compute
@@ -52,6 +58,24 @@ from kdnas.pipeline.transfer import write_transfer_table
 log = logging.getLogger("recipe_knobs")
 
 RUNS_CSV, SUMMARY_CSV = "recipe_knobs.csv", "recipe_knobs_summary.csv"
+FROZEN_EMBEDDINGS = "frozen_word_embeddings"  # a variant of the model, not of params
+
+
+@contextmanager
+def word_embeddings_frozen(active: bool):
+    """While active, the recipe's students are built with their word embeddings frozen."""
+    if not active:
+        yield
+        return
+    build = kdnas.distillation.recipe.build_student
+
+    def frozen(*args, **kwargs):
+        student = build(*args, **kwargs)
+        student.get_input_embeddings().weight.requires_grad_(False)
+        return student
+
+    with mock.patch.object(kdnas.distillation.recipe, "build_student", frozen):
+        yield
 
 
 def variants(params: dict) -> dict[str, dict]:
@@ -71,6 +95,7 @@ def variants(params: dict) -> dict[str, dict]:
         "label_0.5": changed("distill_full", "losses", label_weighted),
         "epochs_x2": changed("distill_full", "epochs", 2 * recipe["epochs"]),
         "transfer_x2": changed("transfer", "size", 2 * params["transfer"]["size"]),
+        FROZEN_EMBEDDINGS: copy.deepcopy(params),
     }
 
 
@@ -96,11 +121,12 @@ def distill_phase(params: dict, paths: Paths, work: Path, arch: Arch, tasks: lis
         for seed in seeds:
             for name in names:
                 run = run_params(runs[name], task)
-                if table.done(name, task, seed) or (name != "default" and run == loaded.run):
+                if table.done(name, task, seed) or (name not in ("default", FROZEN_EMBEDDINGS) and run == loaded.run):
                     continue  # done, or the task's own overrides leave the knob as it is (a task's transfer.size)
                 train = transfer_rows(run, loaded, work, compute)
                 variant = TaskTeacher(run, loaded.task, loaded.attn, loaded.teacher, loaded.tokenizer, train)
-                _, metrics, history, dev = variant.distil(arch, seed, work / task / name / str(seed))
+                with word_embeddings_frozen(name == FROZEN_EMBEDDINGS):
+                    _, metrics, history, dev = variant.distil(arch, seed, work / task / name / str(seed))
                 score = task_score(loaded.task, metrics)
                 table.append({"variant": name, "task": task, "seed": seed, "arch": arch.key, "score": score,
                               "main_metric": metrics[loaded.task.main_metric], "train_rows": len(train),
