@@ -15,6 +15,8 @@ dir=$(realpath -m "${2:?usage: slurm-one-node.sh start|stop <dir>}")
 # SLURM's compiled-in config path. Jobs must find the config there too: snakemake-executor-plugin-slurm's
 # job step drops SLURM_CONF before its nested srun, so start links it here (never over a real one).
 default_conf=/etc/slurm/slurm.conf
+# The daemons live in /usr/sbin, which a non-login shell's PATH may lack (env -i, some CI runners)
+export PATH="$PATH:/usr/sbin:/sbin"
 
 stop_pidfile() {
     local pidfile=$1
