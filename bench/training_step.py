@@ -15,7 +15,7 @@ order. Writes ``bench/out/training_step.csv`` (one row per model, variant and ro
 step) and ``training_step_summary.csv`` (per model and variant: mean and standard deviation over rounds, the
 time relative to fused without checkpoints, and how far the weights end from that run's: fused and unfused
 are the same update up to float rounding). Run after `dvc repro`, with nothing else on the cores:
-    .venv/bin/python bench/training_step.py --rounds 3 --steps 400
+    .venv/bin/python bench/training_step.py --rounds 3 --steps 200   # what wrote the committed CSVs
 """
 from __future__ import annotations
 
