@@ -80,7 +80,7 @@ def test_the_package_root_holds_only_shared_plumbing():
     """Domain code lives in a subpackage; a module added at the root is a decision, not a default."""
     root = sorted(p.stem for p in KDNAS.glob("*.py"))
     assert root == ["__init__", "cli", "device", "errors", "io", "params", "params_audit", "params_keys", "registry",
-                    "task_params", "threads"]
+                    "task_params", "threads", "worker_pool"]
 
 
 def test_the_tests_mirror_the_package():

@@ -22,6 +22,7 @@ from kdnas.distillation.checkpoint import (
     sigterm_at_step_boundary,
 )
 from kdnas.distillation.losses.registry import WeightedLoss
+from kdnas.distillation.seen_vocabulary import seen_rows_only
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,16 @@ def train_model(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: fl
         A history dict: steps, seconds, examples per second, mean loss per epoch and per term, and
         ``teacher_signal`` (see :func:`teacher_signal`).
     """
+    with seen_rows_only(model, data):  # the embedding rows no training token looks up stay out of the update
+        return _train(model, data, loss, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                      weight_decay=weight_decay, warmup_ratio=warmup_ratio, teacher=teacher, desc=desc,
+                      show_progress=show_progress, teacher_in_loop=teacher_in_loop, checkpoint=checkpoint,
+                      compute=compute)
+
+
+def _train(model, data: Encoded, loss: WeightedLoss, *, epochs: int, lr: float, batch_size: int, seed: int,
+           weight_decay: float, warmup_ratio: float, teacher, desc: str, show_progress: bool, teacher_in_loop: bool,
+           checkpoint: Checkpoint | None, compute: Compute) -> dict:
     torch.manual_seed(seed)
     signal = teacher_signal(data, loss, teacher_in_loop)
     if signal == "teacher in the loop" and teacher is None:

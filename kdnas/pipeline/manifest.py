@@ -148,6 +148,8 @@ def _plot(flag, path, help, **props) -> Plot:
 PROXY_PARAMS = ("data.glue_dir", "data.custom_dir", "data.max_length", "proxy", "space.importance", "search.losses",
                 "distill_topk.losses")
 DISTILL_PARAMS = ("data.max_length", "space.init")  # what building and distilling a student reads besides its block
+BASELINE_FAMILY = ("baselines.keep_every", "baselines.ffn_fraction")  # which hand-crafted students (not how many
+# train at once, which changes only the baselines stages' float rounding)
 
 STAGES: tuple[Stage, ...] = (
     Stage("teacher", reads_data=True,
@@ -203,10 +205,10 @@ STAGES: tuple[Stage, ...] = (
                       "(CSV)", x="trial", y="hypervolume", title="Hypervolume after each trial"),
                 Metric("metrics", "metrics/search.json", "search summary metrics (JSON)")),
           params=("compute", "seed", "task", "custom_tasks", "data.max_length", "teacher", "proxy", "space", "search",
-                  "latency.seq_len", "latency.threads", "baselines", "glue.tasks"),
+                  "latency.seq_len", "latency.threads", *BASELINE_FAMILY, "glue.tasks"),
           param_notes={"teacher": "the trial log's resume fingerprint (trials of another teacher never resume)",
                        "proxy": "the same, for the proxy sets",
-                       "baselines": "search.prescreen.max_speedup: hand_crafted reads the family",
+                       "baselines.keep_every": "search.prescreen.max_speedup: hand_crafted reads the family",
                        "glue.tasks": "which tasks search.tasks: all scores; an override unrelated to the search "
                                      "resumes its log"}),
     Stage("distill_topk",
@@ -227,8 +229,8 @@ STAGES: tuple[Stage, ...] = (
                 In("ranking", RANKING, "ranked candidates (JSON)"),
                 Out("table", LATENCY, "one row per model and batch size (CSV)"),
                 Metric("metrics", "metrics/latency.json", "speed-ups and hardware (JSON)")),
-          params=("space.init", "latency", "baselines", "export.fusion"),
-          param_notes={"baselines": "the hand-crafted students are timed in the same run",
+          params=("space.init", "latency", *BASELINE_FAMILY, "export.fusion"),
+          param_notes={"baselines.keep_every": "the hand-crafted students are timed in the same run",
                        "export.fusion": "ONNX Runtime times the graph form export ships"}),
     Stage("distill_full",
           args=(In("teacher", TEACHER, "fine-tuned teacher (HF folder)"),
@@ -251,7 +253,7 @@ STAGES: tuple[Stage, ...] = (
                 Out("summary", "results/baselines/summary.json", "layers kept, parameters and training history "
                                                                  "(JSON)")),
           params=("compute", "seed", "task", "custom_tasks", *DISTILL_PARAMS, "space.importance", "distill_full",
-                  "baselines")),
+                  "baselines", "latency.threads")),
     Stage("evaluate", reads_data=True,
           args=(In("teacher", TEACHER, "fine-tuned teacher (HF folder)"),
                 In("student", STUDENT, "distilled student (HF folder)"),
@@ -292,7 +294,8 @@ STAGES: tuple[Stage, ...] = (
                                                           "architecture"),
                 Out("summary", f"{TASK}/baselines/summary.json", "layers kept, parameters and training history "
                                                                  "(JSON)")),
-          params=("compute", "seed", "custom_tasks", *DISTILL_PARAMS, "distill_full", "baselines")),
+          params=("compute", "seed", "custom_tasks", *DISTILL_PARAMS, "distill_full", "baselines",
+                  "latency.threads")),
     Stage("glue_evaluate", reads_data=True, per_task=True,
           args=(_task_arg(), In("teacher", f"{TASK}/teacher/model", "the task's teacher (HF folder)"),
                 In("student", f"{TASK}/student/model", "the task's student (HF folder)"),

@@ -8,18 +8,18 @@ returned before the next one starts.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 from kdnas.device import Compute, resolve_compute
 from kdnas.models.arch import Arch
 from kdnas.search.proxy_tasks import ProxySet, distill_on_sets, load_proxy_sets
 from kdnas.threads import torch_threads
+from kdnas.worker_pool import WorkerPool, threads_per_worker
 
 
 def threads_per_candidate(params: dict) -> int:
     search = params["search"]
-    return search.get("threads_per_candidate") or max(1, params["latency"]["threads"] // search.get("workers", 1))
+    return threads_per_worker(search.get("threads_per_candidate"), params["latency"]["threads"],
+                              search.get("workers", 1))
 
 
 def _evaluate(sets: list[ProxySet], params: dict, arch: Arch, compute: Compute) -> dict:
@@ -46,8 +46,8 @@ class SerialEvaluator:
 _WORKER: dict = {}
 
 
-def _init_worker(params: dict, paths: dict, worker_numbers) -> None:
-    compute = resolve_compute(params, worker_index=worker_numbers.get())
+def _init_worker(number: int, params: dict, paths: dict) -> None:
+    compute = resolve_compute(params, worker_index=number)
     _WORKER.update(params=params, compute=compute, sets=load_proxy_sets(params, "search", compute=compute, **paths))
 
 
@@ -63,16 +63,11 @@ class ParallelEvaluator:
     """
 
     def __init__(self, params: dict, paths: dict):
-        workers = params["search"]["workers"]
-        context = get_context("spawn")
-        worker_numbers = context.Queue()  # each worker takes a number, and with it its GPU
-        for number in range(workers):
-            worker_numbers.put(number)
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                        initargs=(params, {k: str(v) for k, v in paths.items()}, worker_numbers))
+        self.pool = WorkerPool(params["search"]["workers"], threads_per_candidate(params), _init_worker,
+                               (params, {k: str(v) for k, v in paths.items()}), log_format="[search worker] %(message)s")
 
     def __call__(self, archs: list[Arch]) -> list[dict]:
-        return list(self.pool.map(_evaluate_in_worker, [a.key for a in archs]))
+        return self.pool.map(_evaluate_in_worker, [a.key for a in archs])
 
     def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+        self.pool.close()

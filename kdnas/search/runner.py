@@ -40,12 +40,18 @@ RESUME_FORMS: dict[str, Callable[[dict], object]] = {
     # fp32, where every log before the compute block was made, adds nothing: those logs still resume)
     "compute": lambda params: _device_kind_off_cpu(resolve_compute(params)),
     # the hand-crafted family matters only when it sets the prescreen band or the first round
-    "baselines": lambda params: (params["baselines"] if (params["search"].get("prescreen") or {}).get("max_speedup")
-                                 == HAND_CRAFTED or params["search"].get("start_from_hand_crafted") else None),
+    "baselines.keep_every": lambda params: _family_if_used(params, "keep_every"),
+    "baselines.ffn_fraction": lambda params: _family_if_used(params, "ffn_fraction"),
     # which tasks a multi-task search scores (their rows and teachers are in the proxy sets hashed); an edit to a
     # task the search does not score resumes the log
     "glue.tasks": lambda params: search_tasks(params) if is_multi_task(params) else None,
 }
+def _family_if_used(params: dict, key: str):
+    uses = ((params["search"].get("prescreen") or {}).get("max_speedup") == HAND_CRAFTED
+            or params["search"].get("start_from_hand_crafted"))
+    return params["baselines"][key] if uses else None
+
+
 PROXY_FILES = ("train.parquet", "dev.parquet", "states.json")  # a proxy set's rows, and the teacher they came from
 
 
