@@ -1,9 +1,9 @@
 """Processes that train independent models side by side: search candidates, hand-crafted students.
 
 On a few CPU cores, two trainings of one thread each get through more steps than one training of two threads:
-on 2 cores, a distillation step of the default student took 1.4x as long with one thread beside another
-such training as with both threads alone, so two at once finish in 0.7x the time
-(``bench/side_by_side.py``). Each task trains with a fixed number of torch threads
+on 2 cores, a distillation step of the default student took 134.5 ms with one thread beside another such
+training, 82.4 ms with both threads alone, so two at once make 1.22x the steps per second
+(``bench/side_by_side.py``, ``bench/out/side_by_side_summary.csv``). Each task trains with a fixed number of torch threads
 (:func:`threads_per_worker`), never "whatever the process has", so its result depends on that number only,
 not on which worker ran it nor on how many ran at once: one worker with the same threads gives the same tensors.
 

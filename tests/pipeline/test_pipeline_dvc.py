@@ -385,6 +385,25 @@ def test_hand_crafted_students_are_distilled_with_the_winners_recipe_and_compare
     assert "## Against hand-crafted students at equal latency" in report and "| L2-H384-A12-F384 |" in report
 
 
+def test_hand_crafted_students_side_by_side_are_those_distilled_one_at_a_time(dvc_run, tmp_path):
+    """baselines.workers says how many train at once, nothing else: one worker with the threads each of the
+    DVC run's two workers had (1) gives its students, bit for bit."""
+    from safetensors.torch import load_file
+
+    params = yaml.safe_load((dvc_run / "params.yaml").read_text())
+    assert params["baselines"]["workers"] == 2 and params["latency"]["threads"] == 2
+    params["baselines"].update(workers=1, threads_per_student=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    r = dvc_run / "results"
+    run([sys.executable, str(dvc_run / "stages" / "baselines.py"), "--params", "params.yaml", "--teacher",
+         str(r / "teacher/model"), "--transfer", str(r / "transfer/logits.parquet"), "--proxy", str(r / "proxies/sst2"),
+         "--models", "models", "--summary", "summary.json"], tmp_path)
+    for arch in ("L3-H384-A12-F384", "L2-H384-A12-F384"):
+        ours = load_file(tmp_path / "models" / arch / "model.safetensors")
+        theirs = load_file(r / "baselines/models" / arch / "model.safetensors")
+        assert ours.keys() == theirs.keys() and all(ours[k].equal(theirs[k]) for k in ours), arch
+
+
 def test_the_search_refuses_a_proxy_folder_cached_from_another_teacher(dvc_run, tmp_path):
     """Each proxy folder records the teacher its logits came from; the search loads the fan-out teachers from
     results/glue, so a folder cached from another teacher is refused in one line rather than mixed in."""
