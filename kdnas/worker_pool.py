@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
+from kdnas.distillation.checkpoint import handling_sigterm
 from kdnas.errors import StopRequested
 
 _PR_SET_PDEATHSIG = 1
@@ -77,15 +78,8 @@ def _sigterm_passed_to_workers() -> Iterator[dict]:
         for child in multiprocessing.active_children():
             os.kill(child.pid, signal.SIGTERM)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, forward)
-    except ValueError:  # not the main thread: leave signals alone
+    with handling_sigterm(forward):
         yield state
-        return
-    try:
-        yield state
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class WorkerPool:

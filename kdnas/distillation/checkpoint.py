@@ -178,6 +178,21 @@ class _Sigterm:
 
 
 @contextmanager
+def handling_sigterm(handler) -> Iterator[None]:
+    """While active, SIGTERM calls ``handler(signum, frame)`` instead of ending the process; the previous handler
+    comes back afterwards. Outside the main thread signals are left alone (Python allows no handler there)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def sigterm_at_step_boundary() -> Iterator[type[_Sigterm]]:
     """While active, SIGTERM only sets a flag; the training loop saves and stops at the next step boundary."""
     _Sigterm.requested = False
@@ -185,12 +200,5 @@ def sigterm_at_step_boundary() -> Iterator[type[_Sigterm]]:
     def handler(signum, frame):
         _Sigterm.requested = True
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
+    with handling_sigterm(handler):
         yield _Sigterm
-        return
-    try:
-        yield _Sigterm
-    finally:
-        signal.signal(signal.SIGTERM, previous)
