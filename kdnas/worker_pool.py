@@ -27,8 +27,6 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
-import torch
-
 from kdnas.distillation.checkpoint import handling_sigterm
 from kdnas.errors import StopRequested
 
@@ -52,12 +50,11 @@ def _note_sigterm(signum, frame) -> None:
     _STOP["requested"] = True
 
 
-def _start_worker(numbers, threads: int, log_format: str, initializer: Callable, initargs: tuple) -> None:
+def _start_worker(numbers, log_format: str, initializer: Callable, initargs: tuple) -> None:
     # SIGTERM never kills a worker outright: one killed while idle can hold the task queue's lock and hang the
     # pool. Training turns it into a checkpoint and a stop (its own handler); otherwise no task starts after it.
     signal.signal(signal.SIGTERM, _note_sigterm)
     _die_with_parent()
-    torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=log_format, stream=sys.stderr)
     initializer(numbers.get(), *initargs)
 
@@ -84,16 +81,16 @@ def _sigterm_passed_to_workers() -> Iterator[dict]:
 
 class WorkerPool:
     """``workers`` spawned processes, each running ``initializer(number, *initargs)`` once (numbers 0, 1, ...:
-    a worker's GPU), then tasks with ``threads`` torch threads."""
+    a worker's GPU), then tasks; each task sets its own torch threads (:func:`threads_per_worker`)."""
 
-    def __init__(self, workers: int, threads: int, initializer: Callable, initargs: tuple = (),
+    def __init__(self, workers: int, initializer: Callable, initargs: tuple = (),
                  log_format: str = "[worker] %(message)s"):
         context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
         numbers = context.Queue()
         for number in range(workers):
             numbers.put(number)
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                                        initargs=(numbers, threads, log_format, initializer, initargs))
+                                        initargs=(numbers, log_format, initializer, initargs))
 
     def as_completed(self, function: Callable, items: Iterable) -> Iterator[tuple[Any, Any]]:
         """``(item, function(item))`` for each item, in the order they finish. A SIGTERM meanwhile stops the

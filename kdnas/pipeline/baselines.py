@@ -94,7 +94,7 @@ def distill_baselines(paths, params: dict, importance: dict | None, tracked: tup
         if distiller:
             results = ((job, distiller(Arch.from_key(job[0]), Path(job[1]), job[2])) for job in jobs)
         else:
-            pool = WorkerPool(min(workers, max(1, len(jobs))), student_threads(params), _init_worker,
+            pool = WorkerPool(min(workers, max(1, len(jobs))), _init_worker,
                               (params, str(paths.teacher), str(paths.transfer), importance),
                               log_format=f"[baselines {task.name}] %(message)s")
             results = pool.as_completed(_distill_in_worker, jobs)

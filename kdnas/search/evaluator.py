@@ -63,7 +63,7 @@ class ParallelEvaluator:
     """
 
     def __init__(self, params: dict, paths: dict):
-        self.pool = WorkerPool(params["search"]["workers"], threads_per_candidate(params), _init_worker,
+        self.pool = WorkerPool(params["search"]["workers"], _init_worker,
                                (params, {k: str(v) for k, v in paths.items()}), log_format="[search worker] %(message)s")
 
     def __call__(self, archs: list[Arch]) -> list[dict]:
