@@ -18,6 +18,9 @@ knobs and their values are fixed here, before any run, so that the dev split sco
 - ``frozen_word_embeddings`` (added 2026-12-07): the student's word embeddings, inherited from the teacher,
   kept as they are (11.7M of the default student's 14.7M parameters: no gradient, no update), which makes a
   step cheaper. No params key does this yet: the bench freezes them around the recipe's own student.
+- ``one_epoch``, ``one_epoch_lr_x2`` (added 2026-12-07): one pass for the fan-out tasks too, whose overrides
+  train two, at their rate and at twice it (``--arch`` distils a hand-crafted student instead: the change must
+  not favour one side of the comparison at equal latency).
 
 A knob that a task's own overrides fix (the fan-out tasks' ``transfer.size``) is not run for that task.
 Writes ``bench/out/recipe_knobs.csv`` (one row per variant, task and seed: dev metric, training seconds) and
@@ -96,7 +99,24 @@ def variants(params: dict) -> dict[str, dict]:
         "epochs_x2": changed("distill_full", "epochs", 2 * recipe["epochs"]),
         "transfer_x2": changed("transfer", "size", 2 * params["transfer"]["size"]),
         FROZEN_EMBEDDINGS: copy.deepcopy(params),
+        # added 2026-12-07 for the fan-out tasks, whose own overrides train two epochs: one epoch, at the
+        # default rate and at twice it (half the distillation time of the student and its hand-crafted rivals)
+        "one_epoch": one_epoch(params, 1.0),
+        "one_epoch_lr_x2": one_epoch(params, 2.0),
     }
+
+
+def one_epoch(params: dict, lr_factor: float) -> dict:
+    """One pass over the transfer set for every task, the fan-out tasks' ``distill_full.epochs`` overrides
+    included, at ``lr_factor`` times each task's learning rate."""
+    run = copy.deepcopy(params)
+    for recipe in [run["distill_full"], *((o or {}).get("distill_full", {}) for o in run["glue"]["tasks"].values())]:
+        recipe.pop("epochs", None)
+        if "lr" in recipe:
+            recipe["lr"] *= lr_factor
+    run["distill_full"]["epochs"] = 1
+    run["distill_full"]["lr"] = params["distill_full"]["lr"] * lr_factor
+    return run
 
 
 def transfer_rows(run: dict, loaded: TaskTeacher, work: Path, compute):
@@ -163,6 +183,8 @@ def main() -> None:
     parser = pipeline_arguments(__doc__.splitlines()[0], "bench/work/recipe_knobs")
     parser.add_argument("--tasks", nargs="+", help="search tasks to distil on (default: the search task)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arch", help="distil this architecture key (a hand-crafted student's, say) instead of "
+                                       "the default run's student")
     parser.add_argument("--variants", nargs="+", help="a subset of the variants, in this order")
     parser.add_argument("--only", choices=["distill", "analyse"], nargs="+", default=["distill", "analyse"])
     args = parser.parse_args()
@@ -179,7 +201,7 @@ def main() -> None:
         parser.error(f"--variants: unknown {unknown}; known: {order}")
     table = AppendOnlyTable(out / RUNS_CSV, ["variant", "task", "seed"])
     if "distill" in args.only:
-        arch = Arch.from_key(read_json(paths.results / "student/summary.json")["winner"]["arch"])
+        arch = Arch.from_key(args.arch or read_json(paths.results / "student/summary.json")["winner"]["arch"])
         distill_phase(params, paths, work, arch, args.tasks or [params["task"]], args.seeds, names, table)
     if "analyse" in args.only:
         runs = table.frame()

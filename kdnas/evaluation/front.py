@@ -22,7 +22,7 @@ import numpy as np
 from kdnas.data.tasks import Task
 from kdnas.errors import KdnasError
 from kdnas.evaluation.glue_table import task_score
-from kdnas.evaluation.metrics import metrics_from_predictions
+from kdnas.evaluation.metrics import resampled_metrics
 from kdnas.latency.table import LatencyTable
 
 BOOTSTRAP_REPLICATES = 1000
@@ -76,8 +76,8 @@ def bootstrap_covariance(task: Task, labels: np.ndarray, preds: dict[str, np.nda
     labels = np.asarray(labels)
     names = [metric for metric in task.official if not metric.endswith("_mm")]
     rows = _rng(seed, task.name).integers(0, len(labels), size=(replicates, len(labels)))
-    scores = np.array([[np.mean(list(metrics_from_predictions(task, labels[r], np.asarray(p)[r], names).values()))
-                        for r in rows] for p in preds.values()])
+    scores = np.array([np.mean(list(resampled_metrics(task, labels, p, rows, names).values()), axis=0)
+                       for p in preds.values()])
     matrix = np.atleast_2d(np.cov(scores))
     return {"models": list(preds), "matrix": matrix.tolist(), "replicates": replicates}
 

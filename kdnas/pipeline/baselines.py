@@ -91,13 +91,16 @@ def distill_baselines(paths, params: dict, importance: dict | None, tracked: tup
                 summary[arch.key] = entry
             else:
                 jobs.append((arch.key, str(Path(tmp) / arch.key), checkpoint.sub(arch.key) if checkpoint else None))
+        pool = None
         if distiller:
             results = ((job, distiller(Arch.from_key(job[0]), Path(job[1]), job[2])) for job in jobs)
-        else:
-            pool = WorkerPool(min(workers, max(1, len(jobs))), _init_worker,
+        elif jobs:  # none left when every student finished before a stop: no worker loads the teacher for nothing
+            pool = WorkerPool(min(workers, len(jobs)), _init_worker,
                               (params, str(paths.teacher), str(paths.transfer), importance),
                               log_format=f"[baselines {task.name}] %(message)s")
             results = pool.as_completed(_distill_in_worker, jobs)
+        else:
+            results = iter(())
         try:
             for (key, out, _), entry in results:
                 if checkpoint:  # kept at once: a stop while the others train loses nothing of this one
@@ -105,7 +108,7 @@ def distill_baselines(paths, params: dict, importance: dict | None, tracked: tup
                     checkpoint.mark_done(key, entry)
                 summary[key] = entry
         finally:
-            if not distiller:
+            if pool:
                 pool.close()
     write_json(paths.summary, {"task": task.name, "baselines": {a.key: summary[a.key] for a in archs}})
     if checkpoint:

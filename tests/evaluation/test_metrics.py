@@ -1,11 +1,19 @@
 """GLUE metrics agree with scikit-learn/scipy on known inputs; aggregation on hand-made numbers."""
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import GLUE_DIR
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from kdnas.data.tasks import get_task
-from kdnas.evaluation.metrics import glue_metrics, glue_score, percent_of_teacher
+from kdnas.evaluation.metrics import (
+    glue_metrics,
+    glue_score,
+    metrics_from_predictions,
+    percent_of_teacher,
+    resampled_metrics,
+)
 
 LABELS = np.array([1, 0, 1, 1, 0, 1, 0, 0])
 PREDS = np.array([1, 0, 0, 1, 1, 1, 0, 0])
@@ -39,3 +47,33 @@ def test_glue_score_and_share_of_teacher():
     assert glue_score(scores) == pytest.approx(0.65)
     assert glue_score(scores, exclude=("cola",)) == pytest.approx(0.775)
     assert percent_of_teacher(0.873, 0.9) == pytest.approx(97.0)
+
+
+def _dev_labels(folder: str, column: int, header: bool) -> np.ndarray:
+    frame = pd.read_csv(GLUE_DIR / folder / "dev.tsv", sep="\t", header=0 if header else None, quoting=3)
+    return frame.iloc[:, column].to_numpy()
+
+
+@pytest.mark.parametrize("task, folder, column, header, names", [
+    ("sst2", "SST-2", -1, True, ("accuracy", "f1")),   # F1 of the positive class (MRPC's, QQP's)
+    ("cola", "CoLA", 1, False, ("mcc", "accuracy")),
+    ("mnli", "SST-2", -1, True, ("accuracy", "f1")),   # three classes: macro F1, as a custom task gets
+    ("stsb", "STS-B", -1, True, ("pearson", "spearman")),
+])
+def test_resampled_metrics_equal_the_metrics_of_each_resample(task, folder, column, header, names):
+    """The bootstrap's vectorised metrics equal scikit-learn's and scipy's, one resample at a time, on real dev
+    labels; small resamples include the undefined cases (a single class predicted: MCC and F1 0)."""
+    task = get_task(task)
+    labels = _dev_labels(folder, column, header)
+    rng = np.random.default_rng(0)
+    if task.is_regression:  # predictions rounded to halves: ties in both rankings
+        preds = np.round(2 * (labels + rng.normal(0, 1, len(labels)))) / 2
+    else:
+        labels = labels.astype(int) + (rng.random(len(labels)) < 0.3) * (task.num_labels == 3)  # a third class
+        preds = np.where(rng.random(len(labels)) < 0.75, labels, rng.integers(0, task.num_labels, len(labels)))
+    for size in (len(labels), 4):
+        rows = rng.integers(0, len(labels), size=(200, size))
+        got = resampled_metrics(task, labels, preds, rows, names)
+        for name in names:
+            one_at_a_time = [metrics_from_predictions(task, labels[r], preds[r], [name])[name] for r in rows]
+            np.testing.assert_allclose(got[name], one_at_a_time, rtol=1e-12, atol=1e-15, err_msg=f"{name}, n={size}")
