@@ -75,9 +75,7 @@ def distill_baselines(paths, params: dict, importance: dict | None, tracked: tup
     checkpoint = stage_checkpoint(f"baselines/{task.name}", params, [paths.teacher, paths.transfer],
                                   tracked=tracked)
     workers = params["baselines"].get("workers", 1)
-    distiller = _Distiller(params, paths.teacher, paths.transfer, importance) if workers == 1 else None
-    teacher_config = distiller.teacher.config if distiller else AutoConfig.from_pretrained(paths.teacher)
-    archs = hand_crafted_archs(teacher_config, params["baselines"])
+    archs = hand_crafted_archs(AutoConfig.from_pretrained(paths.teacher), params["baselines"])
     finished = checkpoint.folder / "finished" if checkpoint else None
     summary = {}
     with atomic_path(paths.models) as tmp:
@@ -92,15 +90,16 @@ def distill_baselines(paths, params: dict, importance: dict | None, tracked: tup
             else:
                 jobs.append((arch.key, str(Path(tmp) / arch.key), checkpoint.sub(arch.key) if checkpoint else None))
         pool = None
-        if distiller:
+        if not jobs:  # every student finished before a stop: nothing loads the teacher
+            results = iter(())
+        elif workers == 1:
+            distiller = _Distiller(params, paths.teacher, paths.transfer, importance)
             results = ((job, distiller(Arch.from_key(job[0]), Path(job[1]), job[2])) for job in jobs)
-        elif jobs:  # none left when every student finished before a stop: no worker loads the teacher for nothing
+        else:
             pool = WorkerPool(min(workers, len(jobs)), _init_worker,
                               (params, str(paths.teacher), str(paths.transfer), importance),
                               log_format=f"[baselines {task.name}] %(message)s")
             results = pool.as_completed(_distill_in_worker, jobs)
-        else:
-            results = iter(())
         try:
             for (key, out, _), entry in results:
                 if checkpoint:  # kept at once: a stop while the others train loses nothing of this one
