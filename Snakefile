@@ -8,7 +8,8 @@ include: "workflow/rules/student.smk"
 include: "workflow/rules/glue.smk"
 
 
-# Everything the pipeline reports: metrics, plots data, the report and the exported students.
+# Everything the pipeline reports: metrics, plots data, the report and the exported students; and each GLUE
+# task's resolved params, the file dvc.yaml's per-task stages track (here nothing reads it: the jobs resolve them).
 rule all:
     default_target: True
     input:
@@ -19,3 +20,4 @@ rule all:
         rules.evaluate.output.metrics,
         rules.glue.output.report,
         rules.export.output.out,
+        expand(rules.glue_params.output.out, task=GLUE_TASKS),

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from kdnas.pipeline.code_deps import REPO, stage_code_deps
-from kdnas.pipeline.manifest import STAGES, Metric, Out, Plot, Stage
+from kdnas.pipeline.manifest import PARAMS, STAGES, Metric, Out, Plot, Stage
 
 HEADER = """\
 # The kdnas pipeline. GENERATED from kdnas/pipeline/manifest.py (python -m kdnas.pipeline.dvc_yaml); edit the
@@ -85,7 +85,11 @@ def render_stage(stage: Stage) -> list[str]:
         lines += _comment(dep.note, ind + "  ") + [f"{ind}  - {dep.path}"]
     notes = stage.param_notes
     lines.append(f"{ind}params:" + (f"  # {notes['']}" if "" in notes else ""))
-    lines += [f"{ind}  - {key}" + (f"   # {notes[key]}" if key in notes else "") for key in stage.tracked_params]
+    keys = [f"{ind}  - {key}" + (f"   # {notes[key]}" if key in notes else "") for key in stage.tracked_params]
+    if stage.params_file != PARAMS:  # keys of another params file: a mapping from the file to its keys
+        lines.append(f"{ind}  - {stage.params_file}:")
+        keys = ["    " + line for line in keys]
+    lines += keys
     for section, kind in (("outs", Out), ("metrics", Metric), ("plots", Plot)):
         outs = [o for o in stage.outputs if type(o) is kind]
         if outs:

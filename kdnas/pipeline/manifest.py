@@ -25,6 +25,9 @@ STUDENT = "results/student/model"
 STUDENT_SUMMARY = "results/student/summary.json"
 SEARCH_METRICS = "metrics/evaluate.json"
 TASK = "results/glue/${key}"  # a per-task stage's folder
+PARAMS = "params.yaml"
+TASK_PARAMS = "results/glue_params/${key}.yaml"  # a task's resolved params, which its stages track: outside
+# results/glue, which export reads as a whole
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class Stage:
     args: tuple[Arg, ...]
     params: tuple[str, ...]
     reads_data: bool = False  # the task's data files: DVC tracks the data folders, a rule the task's files
-    per_task: bool = False    # one run per task of glue.tasks; tracks its own glue.tasks.<task> entry too
+    per_task: bool = False    # one run per task of glue.tasks; tracks its keys in the task's resolved params
+    resolves_task_params: bool = False  # glue_params: writes that file, reading params.yaml's own keys
     note: str = ""            # a comment above the stage in dvc.yaml
     param_notes: dict = field(default_factory=dict)  # a comment beside a params key (or "" for the block)
     modes: tuple[Mode, ...] = ()  # flags for other ways to run it, outside DVC's command
@@ -127,14 +131,21 @@ class Stage:
 
     @property
     def tracked_params(self) -> list[str]:
-        return list(self.params) + (["glue.tasks.${key}"] if self.per_task else [])
+        return list(self.params)
+
+    @property
+    def params_file(self) -> str:
+        """Where DVC reads the keys the stage tracks: a per-task stage's own task's resolved params (written by
+        glue_params), since a task's ``glue.tasks`` entry sets only the keys it overrides and DVC can track only
+        keys that exist; every other stage's in params.yaml."""
+        return TASK_PARAMS if self.per_task and not self.resolves_task_params else PARAMS
 
     def readable_params(self, task: str | None = None) -> list[str]:
-        """The params keys the stage may read (a block covers its keys): those it tracks (``task``: a per-task
-        stage's task, whose ``glue.tasks`` entry it tracks and whose name is its ``--task``), and the keys no
-        stage tracks because they never change a result."""
+        """The params keys the stage may read (a block covers its keys): those it tracks, with ``task`` for
+        ``${key}``; a per-task stage's task entry (``glue.tasks.<task>``, which it resolves its keys from) and
+        its ``task`` (its ``--task``); and the keys no stage tracks because they never change a result."""
         keys = [key.replace("${key}", task or "") for key in self.tracked_params] + list(UNTRACKED_PARAMS)
-        return keys + (["task"] if self.per_task else [])
+        return keys + ([f"glue.tasks.{task}", "task"] if self.per_task else [])
 
 
 def _task_arg() -> Arg:
@@ -151,7 +162,7 @@ DISTILL_PARAMS = ("data.max_length", "space.init")  # what building and distilli
 BASELINE_FAMILY = ("baselines.keep_every", "baselines.ffn_fraction")  # which hand-crafted students (not how many
 # train at once, which changes only the baselines stages' float rounding)
 
-STAGES: tuple[Stage, ...] = (
+_STAGES: tuple[Stage, ...] = (
     Stage("teacher", reads_data=True,
           args=(Out("model", TEACHER, "fine-tuned teacher (HF folder)"),
                 Metric("metrics", "metrics/teacher.json", "dev metrics (JSON)")),
@@ -269,9 +280,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("glue_transfer", reads_data=True, per_task=True,
           note="GLUE fan-out: every task of glue.tasks gets its own teacher (above), cached logits and the searched\n"
                "student; `glue` gathers them with the search task into the GLUE table and the report. Each task's "
-               "stages\ntrack only its own glue.tasks entry, so adding a task adds its stages and reruns the search "
-               "(which scores\nevery task under search.tasks: all), what follows it and the gather stages, no other "
-               "task's teacher.",
+               "stages\ntrack their keys in its resolved params (glue_params), so adding a task adds its stages and "
+               "reruns the search\n(which scores every task under search.tasks: all), what follows it and the gather "
+               "stages, no other task's teacher.",
           args=(_task_arg(), In("teacher", f"{TASK}/teacher/model", "the task's fine-tuned teacher (HF folder)"),
                 Out("out", f"{TASK}/transfer/logits.parquet", "transfer rows with teacher logits (parquet)")),
           params=("compute", "seed", "custom_tasks", "data", "transfer")),
@@ -335,6 +346,23 @@ STAGES: tuple[Stage, ...] = (
                   "search", "distill_topk", "latency", "distill_full", "evaluate", "baselines", "glue"),
           param_notes={"": "the report prints every param"}),
 )
+
+# What the per-task stages track, each in its task's resolved params: glue_params writes these keys (the search
+# run's values with the task's glue.tasks overrides laid over them) and tracks them, and its task's entry, in
+# params.yaml. It runs first of a task's stages, in seconds, after any change to them; a stage whose own keys
+# kept their values is skipped.
+_PER_TASK_KEYS = dict.fromkeys(key for s in _STAGES if s.per_task for key in s.params)
+TASK_PARAMS_KEYS: tuple[str, ...] = tuple(key for key in _PER_TASK_KEYS  # data.max_length is in data
+                                          if not any(key.startswith(block + ".") for block in _PER_TASK_KEYS))
+GLUE_PARAMS = Stage(
+    "glue_params", per_task=True, resolves_task_params=True,
+    note="A task's resolved params: the keys its stages read, its glue.tasks overrides laid over the search run's\n"
+         "blocks. Each per-task stage tracks its own keys in this file (a task's entry holds only the keys it\n"
+         "overrides, and DVC tracks only keys that exist), so a change to the entry reruns only the stages it concerns.",
+    args=(_task_arg(), Out("out", TASK_PARAMS, "the task's resolved params (YAML)")),
+    params=(*TASK_PARAMS_KEYS, "glue.tasks.${key}"))
+_FIRST_PER_TASK = next(i for i, s in enumerate(_STAGES) if s.per_task)
+STAGES: tuple[Stage, ...] = (*_STAGES[:_FIRST_PER_TASK], GLUE_PARAMS, *_STAGES[_FIRST_PER_TASK:])
 
 MANIFEST: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 

@@ -15,7 +15,7 @@ from conftest import PARAMS_READS, REPO, tiny_params
 
 from kdnas.pipeline.code_deps import stage_code_deps
 from kdnas.pipeline.dvc_yaml import render
-from kdnas.pipeline.manifest import MANIFEST, In, Out
+from kdnas.pipeline.manifest import MANIFEST, PARAMS, TASK_PARAMS, In, Out
 
 # distill_topk's extra flags: Snakemake's fan-out runs one candidate (--arch, --candidate) or ranks their
 # results (--gather); DVC runs the loop with the manifest's flags
@@ -79,6 +79,33 @@ def test_code_deps_see_an_import_added_inside_a_function(tmp_path):
     module = tmp_path / "kdnas" / "pipeline" / "teacher.py"
     module.write_text(module.read_text() + "\n\ndef _late():\n    from kdnas.search.proxy_tasks import combine\n")
     assert "kdnas/search/proxy_tasks.py" in stage_code_deps("teacher", root=tmp_path)
+
+
+def test_glue_params_writes_every_key_a_per_task_stage_tracks_with_the_tasks_overrides(tmp_path):
+    """A per-task stage tracks its keys in its task's resolved params file (DVC tracks only keys that exist, and a
+    task's glue.tasks entry holds only what it overrides); glue_params writes each of those keys with the value
+    the stage runs with: the task's override where it has one, the search run's value elsewhere."""
+    import yaml
+
+    from kdnas.params_keys import value_at
+    from kdnas.pipeline.glue_params import glue_params_stage
+    from kdnas.task_params import task_params
+
+    params = tiny_params()
+    params["glue"]["tasks"]["stsb"] = {"distill_full": {"epochs": 5}, "data": {"max_length": 96}}
+    out = tmp_path / "stsb.yaml"
+    glue_params_stage(MANIFEST["glue_params"].paths(argparse.Namespace(task="stsb", out=str(out))), params)
+    written, resolved = yaml.safe_load(out.read_text()), task_params(params, "stsb")
+    per_task = [stage for stage in MANIFEST.values() if stage.per_task and stage.name != "glue_params"]
+    assert len(per_task) == 6 and all(stage.params_file == TASK_PARAMS for stage in per_task)
+    for stage in per_task:
+        for key in stage.params:
+            assert value_at(written, key) == value_at(resolved, key), (stage.name, key)
+    assert written["distill_full"] == {**params["distill_full"], "epochs": 5}
+    assert written["data"]["max_length"] == 96 and written["data"]["train_size"] == params["data"]["train_size"]
+    assert "glue" not in written and "search" in written and set(written["search"]) == {"losses", "reward", "latency"}
+    # glue_params itself tracks, in params.yaml, those keys and its task's entry
+    assert MANIFEST["glue_params"].params_file == PARAMS and "glue.tasks.${key}" in MANIFEST["glue_params"].params
 
 
 def undeclared_reads(stage: str, task: str | None, reads: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ DECLARED = [
     "results/student/model/model.safetensors", "results/student/summary.json",
     "metrics/evaluate.json", "results/evaluate/predictions.csv", "plots/comparison.csv",
     "report/README.md", "report/pareto.png", "report/glue.png", "metrics/glue.json", "plots/glue.csv",
-    "results/glue/stsb/teacher/model/model.safetensors", "metrics/glue/stsb/teacher.json",
+    "results/glue_params/stsb.yaml", "results/glue/stsb/teacher/model/model.safetensors", "metrics/glue/stsb/teacher.json",
     "results/glue/stsb/transfer/logits.parquet", "results/glue/stsb/student/model/model.safetensors",
     "results/glue/stsb/student/summary.json", "metrics/glue/stsb/evaluate.json", "results/glue/stsb/predictions.csv",
     "export/sst2/model.safetensors", "export/sst2/tokenizer.json", "export/sst2/README.md", "export/sst2/model.onnx",
@@ -33,7 +33,7 @@ DECLARED = [
     "results/baselines/summary.json", "results/baselines/models/L3-H384-A12-F384/model.safetensors",
     "results/glue/stsb/baselines/summary.json", "results/glue/stsb/baselines/models/L2-H384-A12-F384/model.safetensors",
 ]
-GLUE_STAGES = ["glue_teacher", "glue_transfer", "glue_proxy", "glue_distill", "glue_baselines", "glue_evaluate"]
+GLUE_STAGES = ["glue_params", "glue_teacher", "glue_transfer", "glue_proxy", "glue_distill", "glue_baselines", "glue_evaluate"]
 
 
 def test_every_stage_writes_its_declared_outputs(dvc_run):
@@ -161,7 +161,9 @@ def test_second_repro_does_nothing_and_evaluate_param_reruns_only_evaluate(dvc_r
     before = (dvc_run / "results/student/model/model.safetensors").stat().st_mtime_ns
     changed = run(["dvc", "repro"], dvc_run)
     ran = sorted(line.split("'")[1] for line in changed.stdout.splitlines() if line.startswith("Running stage"))
-    assert ran == ["evaluate", "glue", "glue_evaluate@stsb"]  # glue: the report prints every param
+    # glue: the report prints every param; glue_params@stsb rewrites STS-B's resolved params, of which only
+    # glue_evaluate@stsb's keys changed
+    assert ran == ["evaluate", "glue", "glue_evaluate@stsb", "glue_params@stsb"]
     assert (dvc_run / "results/student/model/model.safetensors").stat().st_mtime_ns == before
     status = run(["dvc", "status"], dvc_run)
     assert "up to date" in status.stdout.lower()
@@ -234,6 +236,33 @@ def test_adding_a_glue_task_adds_its_stages_and_reruns_the_multi_task_search(dvc
         path.write_text(original)
     # search.tasks: all scores candidates on every task: the search and distill_topk rerun, no other task's stages
     assert changed == {f"{stage}@rte" for stage in GLUE_STAGES} | {"search", "distill_topk", "glue", "export"}
+
+
+def test_a_fan_out_tasks_distillation_setting_reruns_its_students_not_its_teacher(dvc_run):
+    """Each per-task stage tracks its own keys in the task's resolved params (glue_params), so a key the task's
+    entry adds to distill_full reaches its distillations and not its teacher, transfer rows or proxy set, which
+    tracking the whole glue.tasks.stsb entry retrained. (DVC sees a per-task stage's keys change once glue_params
+    has rewritten the file: `dvc status` before it names glue_params@stsb, as it names only a changed stage's
+    own deps.)"""
+    path = dvc_run / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    stsb = params["glue"]["tasks"]["stsb"]
+    stsb["distill_full"] = {**(stsb.get("distill_full") or {}), "warmup_ratio": 0.3}
+    resolve = ["dvc", "repro", "--single-item", "glue_params@stsb"]
+    try:
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        assert "glue_params@stsb" in json.loads(run(["dvc", "status", "--json"], dvc_run).stdout)
+        run(resolve, dvc_run)
+        resolved = yaml.safe_load((dvc_run / "results/glue_params/stsb.yaml").read_text())
+        changed = json.loads(run(["dvc", "status", "--json"], dvc_run).stdout)
+    finally:
+        path.write_text(original)
+        run(resolve, dvc_run)  # the file and dvc.lock as they were: the other tests see an up-to-date pipeline
+    assert resolved["distill_full"]["warmup_ratio"] == 0.3
+    # search and distill_topk track glue.tasks (which tasks the multi-task search scores), glue and export glue
+    assert set(changed) == {"glue_distill@stsb", "glue_baselines@stsb", "search", "distill_topk", "glue", "export"}
+    assert json.loads(run(["dvc", "status", "--json"], dvc_run).stdout) == {}
 
 
 def test_an_edited_data_file_reruns_the_stages_that_read_data(dvc_run):

@@ -35,10 +35,15 @@ def stage_code(stage):
 
 
 def stage_params(stage):
-    """The params the manifest declares for ``stage``; a per-task stage's job also tracks its own glue.tasks
-    entry, so a change to one task reruns only that task's jobs."""
-    keys = MANIFEST[stage].params
-    return task_block(*keys) if MANIFEST[stage].per_task else block(*keys)
+    """The params the manifest declares for ``stage``, valued as DVC values them: a per-task job's keys in its
+    task's resolved params (the search run's blocks with the task's glue.tasks overrides laid over them, the file
+    glue_params writes for DVC), so a change to a task's entry reruns only the jobs whose keys it changes."""
+    keys, entry = MANIFEST[stage].params, MANIFEST[stage]
+    if not entry.per_task:
+        return block(*keys)
+    if entry.resolves_task_params:  # glue_params itself reads params.yaml, its task's entry included
+        return lambda wildcards: block(*(key.replace("${key}", wildcards.task) for key in keys))
+    return lambda wildcards: {key: value_at(task_params(config, wildcards.task), key) for key in keys}
 
 
 def search_task_data(*splits):
@@ -65,11 +70,6 @@ def search_task_inputs(wildcards):
 def fanout_task_data(wildcards):
     """The data files of the job's own glue task."""
     return [str(p) for p in task_data_files(task_params(config, wildcards.task))]
-
-
-def task_block(*keys):
-    """block() plus the job's own glue.tasks entry, so a change to one task reruns only that task's jobs."""
-    return lambda wildcards: {**block(*keys), **block(f"glue.tasks.{wildcards.task}")}
 
 
 def topk_candidates(wildcards):

@@ -1,11 +1,34 @@
 # GLUE fan-out: every task of glue.tasks (wildcard {task}) gets its own teacher, cached logits and the
 # searched student; `glue` gathers them with the search task into the GLUE table and the report, and
-# `export` writes every student as a shippable folder. Each job tracks only its own task's params entry.
+# `export` writes every student as a shippable folder. Each job tracks its own keys of its task's resolved
+# params (stage_params), so a change to one task's entry reruns only the jobs it concerns; glue_params writes
+# those resolved params to the file dvc.yaml's per-task stages track (no rule needs it: the jobs resolve them).
 GLUE_TASKS = list(config["glue"]["tasks"] or {})
 
 
 wildcard_constraints:
     task="|".join(GLUE_TASKS) or "no-glue-task",
+
+
+localrules: glue_params  # a second's YAML: on a cluster, not worth an sbatch job
+
+
+rule glue_params:
+    input:
+        script="stages/glue_params.py",
+        code=stage_code("glue_params"),
+    output:
+        out="results/glue_params/{task}.yaml",
+    params:
+        params_file=PARAMS_FILE,
+        tracked=stage_params("glue_params"),
+    log:
+        f"{LOGS}/glue_params/{{task}}.log",
+    message:
+        "Resolving the {wildcards.task} params"
+    shell:
+        "bin/kdnas-python {input.script} --params {params.params_file} --task {wildcards.task}"
+        " --out {output.out} --log {log}"
 
 
 rule glue_teacher:
