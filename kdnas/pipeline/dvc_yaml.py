@@ -85,7 +85,7 @@ def render_stage(stage: Stage) -> list[str]:
         lines += _comment(dep.note, ind + "  ") + [f"{ind}  - {dep.path}"]
     notes = stage.param_notes
     lines.append(f"{ind}params:" + (f"  # {notes['']}" if "" in notes else ""))
-    keys = [f"{ind}  - {key}" + (f"   # {notes[key]}" if key in notes else "") for key in stage.tracked_params]
+    keys = [f"{ind}  - {key}" + (f"   # {notes[key]}" if key in notes else "") for key in stage.params]
     if stage.params_file != PARAMS:  # keys of another params file: a mapping from the file to its keys
         lines.append(f"{ind}  - {stage.params_file}:")
         keys = ["    " + line for line in keys]

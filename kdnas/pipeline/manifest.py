@@ -130,10 +130,6 @@ class Stage:
         return [a for a in self.args if isinstance(a, Out)]
 
     @property
-    def tracked_params(self) -> list[str]:
-        return list(self.params)
-
-    @property
     def params_file(self) -> str:
         """Where DVC reads the keys the stage tracks: a per-task stage's own task's resolved params (written by
         glue_params), since a task's ``glue.tasks`` entry sets only the keys it overrides and DVC can track only
@@ -144,7 +140,7 @@ class Stage:
         """The params keys the stage may read (a block covers its keys): those it tracks, with ``task`` for
         ``${key}``; a per-task stage's task entry (``glue.tasks.<task>``, which it resolves its keys from) and
         its ``task`` (its ``--task``); and the keys no stage tracks because they never change a result."""
-        keys = [key.replace("${key}", task or "") for key in self.tracked_params] + list(UNTRACKED_PARAMS)
+        keys = [key.replace("${key}", task or "") for key in self.params] + list(UNTRACKED_PARAMS)
         return keys + ([f"glue.tasks.{task}", "task"] if self.per_task else [])
 
 

@@ -20,7 +20,7 @@ from conftest import (
     write_params,
 )
 
-from kdnas.pipeline.manifest import MANIFEST
+from kdnas.pipeline.manifest import MANIFEST, TASK_PARAMS
 
 SHELL = re.compile(r"^Shell command: (.*?)(?: --log \S+)?$", re.M)
 NODE = re.compile(r'<font point-size="18">(\w+)</font>(.*?)</table>', re.S)
@@ -171,7 +171,7 @@ def _tracked():
     for name, helper, keys in rules:
         if helper == "stage_params":
             assert keys == f'"{name}"', f"rule {name} tracks the params of stage {keys}"
-            tracked[name] = set(MANIFEST[name].tracked_params)
+            tracked[name] = set(MANIFEST[name].params)
             continue
         tracked[name] = {k.strip().strip('"') for k in keys.replace("\n", " ").split(",") if k.strip()}
     return tracked
@@ -198,6 +198,11 @@ def test_rules_track_the_same_params_as_dvc():
             assert block_keys <= union, f"{name}: keys no rule tracks: {block_keys - union}"
             tracked = (union - block_keys) | {name}
         assert sorted(tracked) == sorted(_dvc_params(stage)), name
+        # a per-task rule (stage_params) values its keys in the task's resolved params, glue_params' in
+        # params.yaml: dvc.yaml reads them from the same place
+        resolved = MANIFEST[name].per_task and not MANIFEST[name].resolves_task_params
+        from_file = [next(iter(entry)) for entry in stage["params"] if isinstance(entry, dict)]
+        assert from_file == ([TASK_PARAMS] if resolved else []), name
 
 
 

@@ -23,9 +23,10 @@ except KdnasError as error:
 LOGS = "logs"
 
 
-def block(*keys):
-    """The params a rule depends on; a change in them (and only them) reruns the rule."""
-    return {key: value_at(config, key) for key in keys}
+def block(*keys, params=None):
+    """The params a rule depends on (in ``params``, default the config); a change in them (and only them) reruns
+    the rule."""
+    return {key: value_at(config if params is None else params, key) for key in keys}
 
 
 def stage_code(stage):
@@ -38,12 +39,12 @@ def stage_params(stage):
     """The params the manifest declares for ``stage``, valued as DVC values them: a per-task job's keys in its
     task's resolved params (the search run's blocks with the task's glue.tasks overrides laid over them, the file
     glue_params writes for DVC), so a change to a task's entry reruns only the jobs whose keys it changes."""
-    keys, entry = MANIFEST[stage].params, MANIFEST[stage]
+    entry = MANIFEST[stage]
     if not entry.per_task:
-        return block(*keys)
+        return block(*entry.params)
     if entry.resolves_task_params:  # glue_params itself reads params.yaml, its task's entry included
-        return lambda wildcards: block(*(key.replace("${key}", wildcards.task) for key in keys))
-    return lambda wildcards: {key: value_at(task_params(config, wildcards.task), key) for key in keys}
+        return lambda wildcards: block(*(key.replace("${key}", wildcards.task) for key in entry.params))
+    return lambda wildcards: block(*entry.params, params=task_params(config, wildcards.task))
 
 
 def search_task_data(*splits):
